@@ -1,0 +1,149 @@
+// Runs the wrapped command in its own process group: output streams through unchanged while a
+// bounded tail is kept for the ledger; the whole group can be signalled and, after a grace, killed.
+
+import { accessSync, constants, statSync } from "node:fs";
+import { delimiter, isAbsolute, join, resolve } from "node:path";
+import { constants as osConstants } from "node:os";
+import { execa, type ResultPromise } from "execa";
+import type { Command } from "./config.js";
+import { UsageError } from "./errors.js";
+
+/** How much of the command's output the ledger keeps. */
+export const OUTPUT_TAIL_BYTES = 16 * 1024;
+
+export interface CommandResult {
+  /** Exit code, or 128 + signal number when the command was killed by a signal. */
+  exitCode: number;
+  /** The signal that killed it, if any. */
+  signal: string | null;
+  /** The last OUTPUT_TAIL_BYTES of stdout and stderr, interleaved as they arrived. */
+  outputTail: string;
+}
+
+/** The command as one line of text, for the ledger and messages. */
+export function describeCommand(command: Command): string {
+  if (command.kind === "shell") return command.script;
+  return [command.file, ...command.args].map((word) => (/^[\w./:=@+-]+$/.test(word) ? word : JSON.stringify(word))).join(" ");
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    if (!statSync(path).isFile()) return false;
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Checks before anything is locked or recorded that the command can be started; throws UsageError. */
+export function checkCommand(command: Command, env: Readonly<Record<string, string | undefined>>, cwd: string): void {
+  const file = command.kind === "shell" ? "sh" : command.file;
+  if (file.includes("/")) {
+    const path = isAbsolute(file) ? file : resolve(cwd, file);
+    try {
+      statSync(path);
+    } catch {
+      throw new UsageError(`The command ${file} does not exist; check the path after --.`);
+    }
+    if (!isExecutableFile(path)) throw new UsageError(`The command ${file} is not an executable file; chmod +x it or fix the path.`);
+    return;
+  }
+  const dirs = (env.PATH ?? "").split(delimiter).filter((dir) => dir !== "");
+  if (dirs.some((dir) => isExecutableFile(join(resolve(cwd, dir), file)))) return;
+  throw new UsageError(`The command ${file} was not found on PATH; check its spelling or install it.`);
+}
+
+class Tail {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly max: number) {}
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.chunks.length > 1 && this.size - (this.chunks[0]?.length ?? 0) >= this.max) {
+      this.size -= this.chunks.shift()?.length ?? 0;
+    }
+  }
+  text(): string {
+    const all = Buffer.concat(this.chunks);
+    const start = Math.max(0, all.length - this.max);
+    // PostgreSQL text cannot hold NUL bytes; a cut multi-byte character decodes to U+FFFD.
+    return all.subarray(start).toString("utf8").replace(/\0/g, "");
+  }
+}
+
+export interface StartedCommand {
+  pid: number | undefined;
+  result: Promise<CommandResult>;
+  /** Sends a signal to the command's whole process group. */
+  signal(signal: NodeJS.Signals): void;
+  /** SIGTERM to the group, then SIGKILL after `graceMs` if it is still alive; resolves when it has exited. */
+  stop(signal: NodeJS.Signals, graceMs: number): Promise<CommandResult>;
+}
+
+export function startCommand(
+  command: Command,
+  options: { env: Record<string, string | undefined>; cwd: string },
+): StartedCommand {
+  const [file, args] = command.kind === "shell" ? ["sh", ["-c", command.script]] : [command.file, command.args];
+  const child: ResultPromise = execa(file, args, {
+    cwd: options.cwd,
+    env: options.env,
+    extendEnv: false,
+    detached: true,
+    stdin: "inherit",
+    stdout: "pipe",
+    stderr: "pipe",
+    buffer: false,
+    reject: false,
+    stripFinalNewline: false,
+  });
+  const tail = new Tail(OUTPUT_TAIL_BYTES);
+  child.stdout?.on("data", (chunk: Buffer) => tail.push(chunk));
+  child.stderr?.on("data", (chunk: Buffer) => tail.push(chunk));
+  child.stdout?.pipe(process.stdout, { end: false });
+  child.stderr?.pipe(process.stderr, { end: false });
+
+  let exited = false;
+  const result = (async (): Promise<CommandResult> => {
+    const outcome = await child;
+    exited = true;
+    const signal = outcome.signal ?? null;
+    let exitCode: number;
+    if (typeof outcome.exitCode === "number") exitCode = outcome.exitCode;
+    else if (signal !== null) exitCode = 128 + (osConstants.signals[signal as NodeJS.Signals] ?? 0);
+    else exitCode = 127; // could not be started at all
+    let outputTail = tail.text();
+    if (outcome.exitCode === undefined && signal === null && outcome.message) {
+      outputTail += `\n[release-orchestrator] ${outcome.shortMessage ?? outcome.message}`;
+    }
+    return { exitCode, signal, outputTail };
+  })();
+
+  const sendToGroup = (signal: NodeJS.Signals, evenAfterExit = false) => {
+    if (child.pid === undefined || (exited && !evenAfterExit)) return;
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      // The group is gone already.
+    }
+  };
+
+  return {
+    pid: child.pid,
+    result,
+    signal: sendToGroup,
+    async stop(signal, graceMs) {
+      sendToGroup(signal);
+      const timer = setTimeout(() => sendToGroup("SIGKILL"), graceMs);
+      try {
+        return await result;
+      } finally {
+        clearTimeout(timer);
+        // Grandchildren that outlived the group leader still get the signal.
+        sendToGroup("SIGKILL", true);
+      }
+    },
+  };
+}

@@ -1,0 +1,226 @@
+// Config: a pure parser (flags + environment + .env + defaults -> config and warnings, or every error
+// at once) and a thin loader that reads the process environment and the .env file around it.
+
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parse as parseDotenv } from "dotenv";
+import { UsageError } from "./errors.js";
+import {
+  ENV_FILE_OPTION,
+  OPTIONS,
+  RUN_MIGRATIONS_ENV,
+  RUN_MIGRATIONS_SCHEMA,
+  type FollowerMode,
+  type OptionSpec,
+  type Role,
+} from "./options.js";
+
+export type Command = { kind: "argv"; file: string; args: string[] } | { kind: "shell"; script: string };
+
+export interface Config {
+  role: Role;
+  /** Where the role came from, for messages: "--role", "RELEASE_ROLE", "RUN_MIGRATIONS=true", "default". */
+  roleSource: string;
+  followerMode: FollowerMode;
+  waitTimeoutMs: number;
+  releaseId: string | undefined;
+  releaseIdFile: string;
+  fingerprint: string[];
+  app: string | undefined;
+  task: string;
+  databaseUrl: string | undefined;
+  databaseUrlSource: string | undefined;
+  lockName: string;
+  schema: string;
+  connectTimeoutMs: number;
+  killGraceMs: number;
+  command: Command | undefined;
+  verbose: boolean;
+}
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export interface ConfigInput {
+  /** Parsed flags keyed by flag name ("wait-timeout"); absent when not given. */
+  flags: Readonly<Record<string, unknown>>;
+  /** Words after `--` (or positional words): the command to run. */
+  argvCommand: readonly string[];
+  env: Environment;
+  /** Variables from the .env file; they apply below `env`. */
+  dotenv: Environment;
+}
+
+export type ConfigResult =
+  | { ok: true; config: Config; warnings: string[] }
+  | { ok: false; errors: string[]; warnings: string[] };
+
+interface Found {
+  value: unknown;
+  /** "--role", "RELEASE_ROLE", "RELEASE_ROLE (from .env)" or "default". */
+  source: string;
+}
+
+function present(value: string | undefined): value is string {
+  return value !== undefined && value.trim() !== "";
+}
+
+/** Finds an option's raw value by precedence: flag > environment > .env > default. */
+function findValue(spec: OptionSpec, input: ConfigInput): Found | undefined {
+  if (spec.flag !== undefined && input.flags[spec.flag] !== undefined) {
+    return { value: input.flags[spec.flag], source: `--${spec.flag}` };
+  }
+  for (const name of spec.env) {
+    const value = input.env[name];
+    if (present(value)) return { value, source: name };
+  }
+  for (const name of spec.env) {
+    const value = input.dotenv[name];
+    if (present(value)) return { value, source: `${name} (from .env)` };
+  }
+  if (spec.default !== undefined) return { value: spec.default, source: "default" };
+  return undefined;
+}
+
+function lookupEnv(name: string, input: ConfigInput): Found | undefined {
+  const value = input.env[name];
+  if (present(value)) return { value, source: name };
+  const fromFile = input.dotenv[name];
+  if (present(fromFile)) return { value: fromFile, source: `${name} (from .env)` };
+  return undefined;
+}
+
+/** Checks a database URL without ever echoing it (it may hold a password). */
+export function checkDatabaseUrl(url: string, source: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `${source} is not a valid URL; write it as postgres://user:password@host:5432/dbname`;
+  }
+  if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
+    return `${source} must start with postgres:// or postgresql:// (it starts with ${parsed.protocol}//)`;
+  }
+  return undefined;
+}
+
+/** Turns flags, environment and .env into a config; pure, and reports every problem at once. */
+export function parseConfig(input: ConfigInput): ConfigResult {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const values: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
+
+  for (const spec of OPTIONS as readonly OptionSpec[]) {
+    const found = findValue(spec, input);
+    if (found === undefined) continue;
+    const parsed = spec.schema.safeParse(found.value);
+    if (!parsed.success) {
+      const where = found.source === "default" ? "the default" : found.source;
+      for (const issue of parsed.error.issues) errors.push(`${issue.message} (from ${where}).`);
+      continue;
+    }
+    values[spec.key] = parsed.data;
+    sources[spec.key] = found.source;
+  }
+
+  // Role: --role and RELEASE_ROLE win; RUN_MIGRATIONS (the seed recipe's variable) maps to leader|follower.
+  let role = values.role as Role | undefined;
+  let roleSource = sources.role ?? "default";
+  const legacy = lookupEnv(RUN_MIGRATIONS_ENV, input);
+  if (legacy !== undefined) {
+    const parsed = RUN_MIGRATIONS_SCHEMA.safeParse(legacy.value);
+    if (!parsed.success) {
+      errors.push(
+        `${RUN_MIGRATIONS_ENV}="${String(legacy.value)}" is not true or false; set it to true on the app that runs migrations and false on the others.`,
+      );
+    } else {
+      const legacyRole: Role = parsed.data ? "leader" : "follower";
+      if (roleSource === "default") {
+        role = legacyRole;
+        roleSource = `${RUN_MIGRATIONS_ENV}=${String(parsed.data)}`;
+      } else if (role !== legacyRole) {
+        const message = `${roleSource} says ${role} but ${legacy.source}=${String(legacy.value)} says ${legacyRole}`;
+        if (roleSource.startsWith("--")) warnings.push(`${message}; the flag wins.`);
+        else errors.push(`${message}; unset one of them.`);
+      }
+    }
+  }
+
+  const argv = input.argvCommand;
+  let command: Command | undefined;
+  if (argv.length > 0) {
+    const [file, ...args] = argv;
+    if (file === undefined || file.trim() === "") errors.push("The command after -- is empty; write the command to run after --.");
+    else command = { kind: "argv", file, args };
+  } else if (typeof values.command === "string") {
+    command = { kind: "shell", script: values.command };
+  }
+
+  const effectiveRole = role ?? "auto";
+  const followerMode = (values.followerMode as FollowerMode | undefined) ?? "wait";
+  if (command === undefined && effectiveRole !== "follower") {
+    errors.push(
+      `No command to run as ${effectiveRole}: put it after -- (release-orchestrator run -- npm run migrate) or set RELEASE_COMMAND.`,
+    );
+  }
+
+  const databaseUrl = values.databaseUrl as string | undefined;
+  if (databaseUrl === undefined) {
+    if (!(effectiveRole === "follower" && followerMode === "skip")) {
+      errors.push("No database configured: set DATABASE_URL (or RELEASE_DATABASE_URL, or --database-url).");
+    }
+  } else {
+    const problem = checkDatabaseUrl(databaseUrl, sources.databaseUrl ?? "the database URL");
+    if (problem !== undefined) errors.push(`${problem}.`);
+  }
+
+  if (errors.length > 0) return { ok: false, errors, warnings };
+  const config: Config = {
+    role: effectiveRole,
+    roleSource,
+    followerMode,
+    waitTimeoutMs: values.waitTimeout as number,
+    releaseId: values.releaseId as string | undefined,
+    releaseIdFile: values.releaseIdFile as string,
+    fingerprint: (values.fingerprint as string[] | undefined) ?? [],
+    app: values.app as string | undefined,
+    task: values.task as string,
+    databaseUrl,
+    databaseUrlSource: sources.databaseUrl,
+    lockName: values.lockName as string,
+    schema: values.schema as string,
+    connectTimeoutMs: values.connectTimeout as number,
+    killGraceMs: values.killGrace as number,
+    command,
+    verbose: values.verbose as boolean,
+  };
+  return { ok: true, config, warnings };
+}
+
+/** Reads the dotenv file named by --env-file / RELEASE_ENV_FILE (default .env); a missing default file is fine. */
+export function loadDotenv(flags: Readonly<Record<string, unknown>>, env: Environment, cwd: string): Environment {
+  const flagValue = flags[ENV_FILE_OPTION.flag];
+  const explicit = typeof flagValue === "string" ? flagValue : env[ENV_FILE_OPTION.env];
+  const path = resolve(cwd, present(explicit) ? explicit : ENV_FILE_OPTION.default);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if (!present(explicit) && (error as NodeJS.ErrnoException).code === "ENOENT") return {};
+    throw new UsageError(`Cannot read the env file ${path}: ${(error as Error).message}.`);
+  }
+  return parseDotenv(text);
+}
+
+/** Loads the config from flags, the process environment and .env; throws UsageError with every problem. */
+export function loadConfig(
+  flags: Readonly<Record<string, unknown>>,
+  argvCommand: readonly string[],
+  env: Environment = process.env,
+  cwd: string = process.cwd(),
+): { config: Config; warnings: string[]; dotenv: Environment } {
+  const dotenv = loadDotenv(flags, env, cwd);
+  const result = parseConfig({ flags, argvCommand, env, dotenv });
+  if (!result.ok) throw new UsageError(result.errors);
+  return { config: result.config, warnings: result.warnings, dotenv };
+}

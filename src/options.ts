@@ -1,0 +1,233 @@
+// Every option of `run`, defined once: its flag, environment variables, default, help text and parser.
+// `--help`, the README's option table and config parsing are all generated from this list.
+
+import { z } from "zod";
+import { parseDuration } from "./duration.js";
+
+export const ROLES = ["auto", "leader", "follower"] as const;
+export type Role = (typeof ROLES)[number];
+export const FOLLOWER_MODES = ["wait", "skip"] as const;
+export type FollowerMode = (typeof FOLLOWER_MODES)[number];
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+const LOCK_NAME = /^[A-Za-z0-9._:/@+-]{1,200}$/;
+const NAME = /^[A-Za-z0-9._:/@+-]{1,100}$/;
+
+const duration = (what: string) =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${what} "${text}" is not a duration; write it like 90s, 45m, 1h30m or 500ms`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const choice = <T extends string>(what: string, values: readonly T[]) =>
+  z.string().transform((text, ctx) => {
+    const value = text.trim().toLowerCase();
+    if (!(values as readonly string[]).includes(value)) {
+      ctx.addIssue({ code: "custom", message: `${what} "${text}" is not one of ${values.join(", ")}` });
+      return z.NEVER;
+    }
+    return value as T;
+  });
+
+const booleanText = (what: string) =>
+  z.union([z.boolean(), z.string()]).transform((value, ctx) => {
+    if (typeof value === "boolean") return value;
+    const text = value.trim().toLowerCase();
+    if (["true", "1", "yes", "on"].includes(text)) return true;
+    if (["false", "0", "no", "off", ""].includes(text)) return false;
+    ctx.addIssue({ code: "custom", message: `${what} "${value}" is not true or false` });
+    return z.NEVER;
+  });
+
+const pattern = (what: string, re: RegExp, rule: string) =>
+  z.string().refine((text) => re.test(text), { message: `${what} must be ${rule}` });
+
+const pathList = z.union([z.array(z.string()), z.string()]).transform((value) =>
+  (Array.isArray(value) ? value : [value])
+    .flatMap((item) => item.split(/[,\s]+/))
+    .filter((item) => item !== ""),
+);
+
+export interface OptionSpec {
+  /** Key in the parsed config. */
+  readonly key: string;
+  /** Long flag without dashes; undefined for values that only come from the environment. */
+  readonly flag?: string;
+  /** Environment variables read, first found wins; the first is the canonical one. */
+  readonly env: readonly string[];
+  readonly type: "string" | "boolean" | "array";
+  /** Default as text, parsed like any other input; undefined when the option has no default. */
+  readonly default?: string;
+  /** Shown in help and README instead of `default` when the default is computed. */
+  readonly defaultText?: string;
+  readonly choices?: readonly string[];
+  readonly description: string;
+  readonly schema: z.ZodType;
+}
+
+export const OPTIONS = [
+  {
+    key: "role",
+    flag: "role",
+    env: ["RELEASE_ROLE"],
+    type: "string",
+    default: "auto",
+    defaultText: "auto (RUN_MIGRATIONS=true means leader, false means follower)",
+    choices: ROLES,
+    description:
+      "leader runs the task unless it already succeeded for this release; follower never runs it; auto: the first to take the lock runs it, the others wait for its outcome.",
+    schema: choice("role", ROLES),
+  },
+  {
+    key: "followerMode",
+    flag: "follower-mode",
+    env: ["RELEASE_FOLLOWER_MODE"],
+    type: "string",
+    default: "wait",
+    choices: FOLLOWER_MODES,
+    description:
+      "What a follower does: wait for the leader's outcome and exit with it, or skip (exit 0 at once; its code may boot before the schema is migrated).",
+    schema: choice("follower mode", FOLLOWER_MODES),
+  },
+  {
+    key: "waitTimeout",
+    flag: "wait-timeout",
+    env: ["RELEASE_WAIT_TIMEOUT"],
+    type: "string",
+    default: "55m",
+    description:
+      "How long to wait for the lock or for the leader before giving up with exit 75 (Heroku stops a release phase after 1 h).",
+    schema: duration("wait timeout"),
+  },
+  {
+    key: "releaseId",
+    flag: "release-id",
+    env: ["RELEASE_ID"],
+    type: "string",
+    defaultText:
+      "the release id file, HEROKU_SLUG_COMMIT, HEROKU_BUILD_COMMIT, SOURCE_VERSION, CI commit variables, git rev-parse HEAD, --fingerprint",
+    description: "What is being released: the same on every app that ships the same code.",
+    schema: pattern("release id", /^[\x21-\x7e]{1,200}$/, "1 to 200 printable characters without spaces"),
+  },
+  {
+    key: "releaseIdFile",
+    flag: "release-id-file",
+    env: ["RELEASE_ID_FILE"],
+    type: "string",
+    default: ".release-id",
+    description:
+      "A file stamped into the build that holds the release id (so one slug promoted to several apps carries one id); read if it exists.",
+    schema: z.string().min(1, "release id file must not be empty"),
+  },
+  {
+    key: "fingerprint",
+    flag: "fingerprint",
+    env: ["RELEASE_FINGERPRINT"],
+    type: "array",
+    description:
+      "Paths (files or directories, e.g. db/migrate) whose content hash is the release id when nothing else gives one.",
+    schema: pathList,
+  },
+  {
+    key: "app",
+    flag: "app",
+    env: ["RELEASE_APP_NAME", "HEROKU_APP_NAME", "APP_NAME"],
+    type: "string",
+    defaultText: "the host name",
+    description: "This app's name, shown to the others and recorded in the ledger.",
+    schema: pattern("app name", NAME, "1 to 100 letters, digits or . _ : / @ + -"),
+  },
+  {
+    key: "task",
+    flag: "task",
+    env: ["RELEASE_TASK"],
+    type: "string",
+    default: "migrate",
+    description: "The name of this step of the release; each task of a release has one owner.",
+    schema: pattern("task name", NAME, "1 to 100 letters, digits or . _ : / @ + -"),
+  },
+  {
+    key: "databaseUrl",
+    flag: "database-url",
+    env: ["RELEASE_DATABASE_URL", "DATABASE_URL"],
+    type: "string",
+    description:
+      "PostgreSQL URL for the lock and the ledger; must be a direct connection, not a transaction-mode pooler. RELEASE_DATABASE_URL lets the command keep a pooled DATABASE_URL.",
+    schema: z.string(),
+  },
+  {
+    key: "lockName",
+    flag: "lock-name",
+    env: ["RELEASE_LOCK_NAME"],
+    type: "string",
+    default: "release-orchestrator",
+    description:
+      "Name hashed into the advisory lock key (two-int4 key space); advisory locks are per database, so the default is one lock per database.",
+    schema: pattern("lock name", LOCK_NAME, "1 to 200 letters, digits or . _ : / @ + -"),
+  },
+  {
+    key: "schema",
+    flag: "schema",
+    env: ["RELEASE_SCHEMA"],
+    type: "string",
+    default: "release_orchestrator",
+    description: "Schema that holds the ledger; created on first use.",
+    schema: pattern("schema name", IDENTIFIER, "a lower-case SQL identifier (letters, digits, _; at most 63)"),
+  },
+  {
+    key: "connectTimeout",
+    flag: "connect-timeout",
+    env: ["RELEASE_CONNECT_TIMEOUT"],
+    type: "string",
+    default: "30s",
+    description:
+      "How long to keep retrying a database that refuses connections, is starting up or has too many clients before exit 69.",
+    schema: duration("connect timeout"),
+  },
+  {
+    key: "killGrace",
+    flag: "kill-grace",
+    env: ["RELEASE_KILL_GRACE"],
+    type: "string",
+    default: "20s",
+    description:
+      "After forwarding SIGTERM to the command (signal, lost lock), how long before SIGKILL; fits inside Heroku's 30 s shutdown.",
+    schema: duration("kill grace"),
+  },
+  {
+    key: "command",
+    env: ["RELEASE_COMMAND"],
+    type: "string",
+    description:
+      "The command to run when no command follows `--`; run through `sh -c`. Followers do not need one.",
+    schema: z.string(),
+  },
+  {
+    key: "verbose",
+    flag: "verbose",
+    env: ["RELEASE_VERBOSE"],
+    type: "boolean",
+    default: "false",
+    description: "Print debugging details, including stack traces of errors.",
+    schema: booleanText("verbose"),
+  },
+] as const satisfies readonly OptionSpec[];
+
+/** The legacy variable of the common `release-tasks.sh` recipe: true means leader, false follower. */
+export const RUN_MIGRATIONS_ENV = "RUN_MIGRATIONS";
+export const RUN_MIGRATIONS_SCHEMA = booleanText(RUN_MIGRATIONS_ENV);
+
+/** Where `.env` is read from; only a flag or the process environment can set it. */
+export const ENV_FILE_OPTION = {
+  flag: "env-file",
+  env: "RELEASE_ENV_FILE",
+  default: ".env",
+  description: "A dotenv file whose variables apply below the real environment (flags > env > .env > defaults).",
+} as const;
