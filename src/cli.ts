@@ -10,8 +10,9 @@ import { ExitCode } from "./exit-codes.js";
 import { ENV_FILE_OPTION, OPTIONS, type OptionSpec } from "./options.js";
 import { createReporter, type Reporter } from "./reporter.js";
 
-const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
-  .version;
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
 
 const EXIT_CODES_HELP = `Exit codes:
   0        ran and succeeded; already done; waited and the leader succeeded; or skipped
@@ -105,7 +106,9 @@ export async function main(args: string[]): Promise<number> {
   try {
     await yargs(args)
       .scriptName("release-orchestrator")
-      .usage("$0 <command> [options]\n\nOne owner per release: exactly one process runs the release task, the others skip or wait for its outcome.")
+      .usage(
+        "$0 <command> [options]\n\nOne owner per release: exactly one process runs the release task, the others skip or wait for its outcome.",
+      )
       .parserConfiguration({ "populate--": true, "camel-case-expansion": false, "strip-aliased": true })
       .command(
         "run [command..]",
@@ -113,11 +116,17 @@ export async function main(args: string[]): Promise<number> {
         (y) =>
           runOptions(y)
             .example("$0 run -- bundle exec rake db:migrate", "Rails, in a Procfile release: line")
-            .example("RUN_MIGRATIONS=false $0 run -- python manage.py migrate", "an app that waits for the other one")
-            .example("RELEASE_COMMAND='npm run migrate' $0 run", "the command from the environment, run through sh -c")
+            .example(
+              "RUN_MIGRATIONS=false $0 run -- python manage.py migrate",
+              "an app that waits for the other one",
+            )
+            .example(
+              "RELEASE_COMMAND='npm run migrate' $0 run",
+              "the command from the environment, run through sh -c",
+            )
             .epilog(EXIT_CODES_HELP),
         async (argv) => {
-          exitCode = await runCommand(argv as Record<string, unknown>, reporter);
+          exitCode = await runCommand(argv, reporter);
         },
       )
       .demandCommand(1, "Name a command: release-orchestrator run -- <your migrate command>.")

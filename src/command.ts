@@ -23,7 +23,9 @@ export interface CommandResult {
 /** The command as one line of text, for the ledger and messages. */
 export function describeCommand(command: Command): string {
   if (command.kind === "shell") return command.script;
-  return [command.file, ...command.args].map((word) => (/^[\w./:=@+-]+$/.test(word) ? word : JSON.stringify(word))).join(" ");
+  return [command.file, ...command.args]
+    .map((word) => (/^[\w./:=@+-]+$/.test(word) ? word : JSON.stringify(word)))
+    .join(" ");
 }
 
 function isExecutableFile(path: string): boolean {
@@ -37,7 +39,11 @@ function isExecutableFile(path: string): boolean {
 }
 
 /** Checks before anything is locked or recorded that the command can be started; throws UsageError. */
-export function checkCommand(command: Command, env: Readonly<Record<string, string | undefined>>, cwd: string): void {
+export function checkCommand(
+  command: Command,
+  env: Readonly<Record<string, string | undefined>>,
+  cwd: string,
+): void {
   const file = command.kind === "shell" ? "sh" : command.file;
   if (file.includes("/")) {
     const path = isAbsolute(file) ? file : resolve(cwd, file);
@@ -46,7 +52,8 @@ export function checkCommand(command: Command, env: Readonly<Record<string, stri
     } catch {
       throw new UsageError(`The command ${file} does not exist; check the path after --.`);
     }
-    if (!isExecutableFile(path)) throw new UsageError(`The command ${file} is not an executable file; chmod +x it or fix the path.`);
+    if (!isExecutableFile(path))
+      throw new UsageError(`The command ${file} is not an executable file; chmod +x it or fix the path.`);
     return;
   }
   const dirs = (env.PATH ?? "").split(delimiter).filter((dir) => dir !== "");
@@ -86,7 +93,8 @@ export function startCommand(
   command: Command,
   options: { env: Record<string, string | undefined>; cwd: string },
 ): StartedCommand {
-  const [file, args] = command.kind === "shell" ? ["sh", ["-c", command.script]] : [command.file, command.args];
+  const [file, args] =
+    command.kind === "shell" ? ["sh", ["-c", command.script]] : [command.file, command.args];
   const child: ResultPromise = execa(file, args, {
     cwd: options.cwd,
     env: options.env,
@@ -112,7 +120,7 @@ export function startCommand(
     const signal = outcome.signal ?? null;
     let exitCode: number;
     if (typeof outcome.exitCode === "number") exitCode = outcome.exitCode;
-    else if (signal !== null) exitCode = 128 + (osConstants.signals[signal as NodeJS.Signals] ?? 0);
+    else if (signal !== null) exitCode = 128 + (osConstants.signals[signal] ?? 0);
     else exitCode = 127; // could not be started at all
     let outputTail = tail.text();
     if (outcome.exitCode === undefined && signal === null && outcome.message) {

@@ -51,8 +51,7 @@ export interface ConfigInput {
 }
 
 export type ConfigResult =
-  | { ok: true; config: Config; warnings: string[] }
-  | { ok: false; errors: string[]; warnings: string[] };
+  { ok: true; config: Config; warnings: string[] } | { ok: false; errors: string[]; warnings: string[] };
 
 interface Found {
   value: unknown;
@@ -150,7 +149,8 @@ export function parseConfig(input: ConfigInput): ConfigResult {
   let command: Command | undefined;
   if (argv.length > 0) {
     const [file, ...args] = argv;
-    if (file === undefined || file.trim() === "") errors.push("The command after -- is empty; write the command to run after --.");
+    if (file === undefined || file.trim() === "")
+      errors.push("The command after -- is empty; write the command to run after --.");
     else command = { kind: "argv", file, args };
   } else if (typeof values.command === "string") {
     command = { kind: "shell", script: values.command };
@@ -198,7 +198,11 @@ export function parseConfig(input: ConfigInput): ConfigResult {
 }
 
 /** Reads the dotenv file named by --env-file / RELEASE_ENV_FILE (default .env); a missing default file is fine. */
-export function loadDotenv(flags: Readonly<Record<string, unknown>>, env: Environment, cwd: string): Environment {
+export function loadDotenv(
+  flags: Readonly<Record<string, unknown>>,
+  env: Environment,
+  cwd: string,
+): Environment {
   const flagValue = flags[ENV_FILE_OPTION.flag];
   const explicit = typeof flagValue === "string" ? flagValue : env[ENV_FILE_OPTION.env];
   const path = resolve(cwd, present(explicit) ? explicit : ENV_FILE_OPTION.default);

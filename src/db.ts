@@ -33,7 +33,12 @@ export function passwordOf(url: string | undefined): string | undefined {
 /** application_name is limited to 63 bytes; keep it readable in pg_stat_activity. */
 export function applicationName(parts: readonly string[]): string {
   const name = ["release-orchestrator", ...parts].join(" ");
-  return Buffer.byteLength(name) <= 63 ? name : Buffer.from(name).subarray(0, 63).toString("utf8").replace(/\uFFFD+$/, "");
+  return Buffer.byteLength(name) <= 63
+    ? name
+    : Buffer.from(name)
+        .subarray(0, 63)
+        .toString("utf8")
+        .replace(/\uFFFD+$/, "");
 }
 
 interface PgLikeError {
@@ -62,7 +67,9 @@ const RETRYABLE_CODES = new Set([
 export function isRetryableConnectError(error: unknown): boolean {
   const { code, message = "" } = error as PgLikeError;
   if (code !== undefined && RETRYABLE_CODES.has(code)) return true;
-  return /Connection terminated|timeout expired|connection timeout|too many clients|starting up/i.test(message);
+  return /Connection terminated|timeout expired|connection timeout|too many clients|starting up/i.test(
+    message,
+  );
 }
 
 /** One sentence for a connection failure; `tried` says how long we retried. */
@@ -133,11 +140,17 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
     } catch (error) {
       await client.end().catch(() => {});
       if (error instanceof TypeError || (error as PgLikeError).code === "ERR_INVALID_URL") {
-        throw new UsageError("The database URL could not be parsed; write it as postgres://user:password@host:5432/dbname.");
+        throw new UsageError(
+          "The database URL could not be parsed; write it as postgres://user:password@host:5432/dbname.",
+        );
       }
       const elapsed = Date.now() - started;
       const delay = Math.random() * Math.min(5000, 200 * 2 ** Math.min(attempt, 10));
-      if (!isRetryableConnectError(error) || elapsed + delay >= options.timeoutMs || options.signal?.aborted) {
+      if (
+        !isRetryableConnectError(error) ||
+        elapsed + delay >= options.timeoutMs ||
+        options.signal?.aborted
+      ) {
         throw new DatabaseUnavailableError(explainConnectError(error, target, formatDuration(elapsed)), {
           cause: error,
         });

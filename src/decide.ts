@@ -3,7 +3,14 @@
 
 import type { FollowerMode, Role } from "./options.js";
 
-export const ATTEMPT_STATUSES = ["running", "succeeded", "failed", "interrupted", "lost", "abandoned"] as const;
+export const ATTEMPT_STATUSES = [
+  "running",
+  "succeeded",
+  "failed",
+  "interrupted",
+  "lost",
+  "abandoned",
+] as const;
 export type AttemptStatus = (typeof ATTEMPT_STATUSES)[number];
 
 /** The part of a ledger row the decision needs. */
@@ -64,7 +71,9 @@ export function decide(s: Situation): Decision {
   const latest = s.versioned ? s.latest : undefined;
 
   if (latest?.status === "succeeded") {
-    const reason = finishedWhileWaiting(latest, s.finishedBeforeStart) ? "leader-succeeded" : "already-succeeded";
+    const reason = finishedWhileWaiting(latest, s.finishedBeforeStart)
+      ? "leader-succeeded"
+      : "already-succeeded";
     return { action: "done", reason, attempt: latest };
   }
 

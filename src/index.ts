@@ -1,8 +1,22 @@
 // The library: the same path the CLI takes, for programs that embed release-orchestrator.
 
 export { runRelease, type RunInput, type RunResult, type RunOutcome } from "./run.js";
-export { parseConfig, loadConfig, type Config, type ConfigInput, type ConfigResult, type Command } from "./config.js";
-export { decide, type Decision, type Situation, type AttemptView, type AttemptStatus, type LockState } from "./decide.js";
+export {
+  parseConfig,
+  loadConfig,
+  type Config,
+  type ConfigInput,
+  type ConfigResult,
+  type Command,
+} from "./config.js";
+export {
+  decide,
+  type Decision,
+  type Situation,
+  type AttemptView,
+  type AttemptStatus,
+  type LockState,
+} from "./decide.js";
 export { deriveLockKey, LOCK_NAMESPACE, type LockKey } from "./lock-key.js";
 export { resolveReleaseId, COMMIT_ENV_VARS, type ReleaseId } from "./release-id.js";
 export { parseDuration, formatDuration } from "./duration.js";

@@ -136,7 +136,14 @@ export class Ledger {
 
   /** Running attempts of this task, with how long ago they beat and how long their lease lasts. */
   async readRunning(client: pg.Client, task: string, releaseId: string | undefined): Promise<StaleAttempt[]> {
-    const result = await client.query<{ id: string; app: string; pid: number; host: string; age_ms: number; lease_ms: number }>(
+    const result = await client.query<{
+      id: string;
+      app: string;
+      pid: number;
+      host: string;
+      age_ms: number;
+      lease_ms: number;
+    }>(
       `SELECT id, app, pid, host, lease_ms,
               (extract(epoch FROM clock_timestamp() - heartbeat_at) * 1000)::integer AS age_ms
          FROM ${this.s}.attempts

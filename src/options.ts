@@ -49,11 +49,13 @@ const booleanText = (what: string) =>
 const pattern = (what: string, re: RegExp, rule: string) =>
   z.string().refine((text) => re.test(text), { message: `${what} must be ${rule}` });
 
-const pathList = z.union([z.array(z.string()), z.string()]).transform((value) =>
-  (Array.isArray(value) ? value : [value])
-    .flatMap((item) => item.split(/[,\s]+/))
-    .filter((item) => item !== ""),
-);
+const pathList = z
+  .union([z.array(z.string()), z.string()])
+  .transform((value) =>
+    (Array.isArray(value) ? value : [value])
+      .flatMap((item) => item.split(/[,\s]+/))
+      .filter((item) => item !== ""),
+  );
 
 export interface OptionSpec {
   /** Key in the parsed config. */
@@ -179,7 +181,11 @@ export const OPTIONS = [
     type: "string",
     default: "release_orchestrator",
     description: "Schema that holds the ledger; created on first use.",
-    schema: pattern("schema name", IDENTIFIER, "a lower-case SQL identifier (letters, digits, _; at most 63)"),
+    schema: pattern(
+      "schema name",
+      IDENTIFIER,
+      "a lower-case SQL identifier (letters, digits, _; at most 63)",
+    ),
   },
   {
     key: "connectTimeout",
@@ -229,5 +235,6 @@ export const ENV_FILE_OPTION = {
   flag: "env-file",
   env: "RELEASE_ENV_FILE",
   default: ".env",
-  description: "A dotenv file whose variables apply below the real environment (flags > env > .env > defaults).",
+  description:
+    "A dotenv file whose variables apply below the real environment (flags > env > .env > defaults).",
 } as const;

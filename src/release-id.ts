@@ -58,7 +58,12 @@ function readIdFile(path: string): string | undefined {
 }
 
 async function gitHead(cwd: string): Promise<string | undefined> {
-  const result = await execa("git", ["rev-parse", "HEAD"], { cwd, reject: false, timeout: 5000, stdin: "ignore" });
+  const result = await execa("git", ["rev-parse", "HEAD"], {
+    cwd,
+    reject: false,
+    timeout: 5000,
+    stdin: "ignore",
+  });
   if (result.exitCode !== 0 || typeof result.stdout !== "string") return undefined;
   const head = result.stdout.trim();
   return /^[0-9a-f]{40,64}$/.test(head) ? head : undefined;
@@ -90,7 +95,11 @@ export function fingerprintPaths(paths: readonly string[], cwd: string): string 
 }
 
 /** Resolves the release id, first found; undefined means the run is unversioned. */
-export async function resolveReleaseId(config: Config, env: Environment, cwd: string): Promise<ReleaseId | undefined> {
+export async function resolveReleaseId(
+  config: Config,
+  env: Environment,
+  cwd: string,
+): Promise<ReleaseId | undefined> {
   if (config.releaseId !== undefined) return { id: config.releaseId, source: "--release-id / RELEASE_ID" };
   const filePath = resolve(cwd, config.releaseIdFile);
   const fromFile = readIdFile(filePath);
@@ -102,7 +111,10 @@ export async function resolveReleaseId(config: Config, env: Environment, cwd: st
   const head = await gitHead(cwd);
   if (head !== undefined) return { id: head, source: "git rev-parse HEAD" };
   if (config.fingerprint.length > 0) {
-    return { id: fingerprintPaths(config.fingerprint, cwd), source: `fingerprint of ${config.fingerprint.join(", ")}` };
+    return {
+      id: fingerprintPaths(config.fingerprint, cwd),
+      source: `fingerprint of ${config.fingerprint.join(", ")}`,
+    };
   }
   return undefined;
 }

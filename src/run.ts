@@ -84,7 +84,8 @@ export async function runRelease(input: RunInput): Promise<RunResult> {
   } else {
     reporter.debug(`release id ${release.id} from ${release.source}`);
   }
-  if (config.role !== "follower" && config.command !== undefined) checkCommand(config.command, input.env, input.cwd);
+  if (config.role !== "follower" && config.command !== undefined)
+    checkCommand(config.command, input.env, input.cwd);
 
   const session = new Session(input, app, release);
   if (config.role === "follower" && config.followerMode === "skip") return session.skip();
@@ -124,7 +125,8 @@ class Session {
 
   private async open(timeoutMs: number): Promise<pg.Client> {
     const url = this.config.databaseUrl;
-    if (url === undefined) throw new UsageError("No database configured: set DATABASE_URL (or RELEASE_DATABASE_URL).");
+    if (url === undefined)
+      throw new UsageError("No database configured: set DATABASE_URL (or RELEASE_DATABASE_URL).");
     const short = this.release === undefined ? "unversioned" : shortReleaseId(this.release.id);
     const client = await connect({
       url,
@@ -197,7 +199,9 @@ class Session {
         finishedBeforeStart,
         timedOut: Date.now() >= deadline,
       });
-      reporter.debug(`decision: ${decision.action} (lock ${lock}, latest ${latest ? `#${latest.id} ${latest.status}` : "none"})`);
+      reporter.debug(
+        `decision: ${decision.action} (lock ${lock}, latest ${latest ? `#${latest.id} ${latest.status}` : "none"})`,
+      );
 
       switch (decision.action) {
         case "take-lock": {
@@ -302,7 +306,11 @@ class Session {
     return `attempt #${attempt.id} by ${attempt.app} (${attempt.role}, pid ${attempt.pid}) of ${this.config.task} for ${this.label}`;
   }
 
-  private progressLine(on: AttemptView | undefined, lock: LockState, latest: AttemptView | undefined): string {
+  private progressLine(
+    on: AttemptView | undefined,
+    lock: LockState,
+    latest: AttemptView | undefined,
+  ): string {
     const elapsed = formatDuration(Date.now() - this.startedMs);
     const left = formatDuration(Math.max(0, this.startedMs + this.config.waitTimeoutMs - Date.now()));
     const holder = on
@@ -339,7 +347,9 @@ class Session {
         waitedMs: Date.now() - this.startedMs,
       });
     } catch (error) {
-      this.reporter.warn(`could not record this process's outcome in the ledger: ${(error as Error).message}`);
+      this.reporter.warn(
+        `could not record this process's outcome in the ledger: ${(error as Error).message}`,
+      );
     }
   }
 
@@ -348,7 +358,9 @@ class Session {
       if (!(await unlock(client, this.key))) this.reporter.warn("the lock was not held when releasing it.");
       await this.ledger.notifyReleased(client);
     } catch (error) {
-      this.reporter.warn(`could not release the lock cleanly (${(error as Error).message}); it is freed when the session ends.`);
+      this.reporter.warn(
+        `could not release the lock cleanly (${(error as Error).message}); it is freed when the session ends.`,
+      );
     }
   }
 
@@ -356,7 +368,8 @@ class Session {
   private async lead(client: pg.Client): Promise<RunResult> {
     const { config, reporter } = this;
     const command = config.command;
-    if (command === undefined) throw new UsageError("No command to run: put it after -- or set RELEASE_COMMAND.");
+    if (command === undefined)
+      throw new UsageError("No command to run: put it after -- or set RELEASE_COMMAND.");
     let result: RunResult | undefined;
     try {
       await this.waitOutStaleAttempts(client);
@@ -373,7 +386,9 @@ class Session {
         command: commandText,
         leaseMs,
       });
-      reporter.info(`${config.role}; running ${config.task} for ${this.label} (attempt #${attempt.id}): ${commandText}`);
+      reporter.info(
+        `${config.role}; running ${config.task} for ${this.label} (attempt #${attempt.id}): ${commandText}`,
+      );
       result = await this.execute(client, attempt.id);
       return result;
     } finally {
@@ -444,7 +459,10 @@ class Session {
         await Promise.race([sleep(HEARTBEAT_INTERVAL_MS), commandDone]);
         if (!running) return;
         try {
-          const held = await withTimeout(this.ledger.heartbeat(client, attemptId, this.key), HEARTBEAT_TIMEOUT_MS);
+          const held = await withTimeout(
+            this.ledger.heartbeat(client, attemptId, this.key),
+            HEARTBEAT_TIMEOUT_MS,
+          );
           if (!held) onLost("this session no longer holds the advisory lock");
         } catch (error) {
           onLost((error as Error).message);
@@ -466,7 +484,8 @@ class Session {
     }
     client.removeListener("error", onClientError);
 
-    const status = result.exitCode === 0 ? "succeeded" : interruptedBy !== undefined ? "interrupted" : "failed";
+    const status =
+      result.exitCode === 0 ? "succeeded" : interruptedBy !== undefined ? "interrupted" : "failed";
     await this.ledger.finishAttempt(client, attemptId, {
       status,
       exitCode: result.signal === null ? result.exitCode : null,
@@ -474,14 +493,20 @@ class Session {
       outputTail,
     });
     if (interruptedBy !== undefined) {
-      reporter.info(`the command ended after ${interruptedBy} (${describeExit(result)}); attempt #${attemptId} recorded as ${status}.`);
+      reporter.info(
+        `the command ended after ${interruptedBy} (${describeExit(result)}); attempt #${attemptId} recorded as ${status}.`,
+      );
       return this.result("interrupted", exitCodeForSignal(interruptedBy), attemptId);
     }
     if (status === "succeeded") {
-      reporter.info(`${config.task} succeeded for ${this.label} in ${formatDuration(durationMs)} (attempt #${attemptId}).`);
+      reporter.info(
+        `${config.task} succeeded for ${this.label} in ${formatDuration(durationMs)} (attempt #${attemptId}).`,
+      );
       return this.result("ran", ExitCode.ok, attemptId);
     }
-    reporter.error(`${config.task} failed for ${this.label}: the command ${describeExit(result)} (attempt #${attemptId}).`);
+    reporter.error(
+      `${config.task} failed for ${this.label}: the command ${describeExit(result)} (attempt #${attemptId}).`,
+    );
     return this.result("command-failed", result.exitCode, attemptId);
   }
 
@@ -514,7 +539,10 @@ function describeExit(result: CommandResult): string {
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer from the database within ${formatDuration(ms)}`)), ms);
+    const timer = setTimeout(
+      () => reject(new Error(`no answer from the database within ${formatDuration(ms)}`)),
+      ms,
+    );
     promise.then(
       (value) => {
         clearTimeout(timer);
