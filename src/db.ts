@@ -72,6 +72,13 @@ export function isRetryableConnectError(error: unknown): boolean {
   );
 }
 
+/** An error that means the session is gone (server restart, terminated backend, cut network). */
+export function isConnectionLoss(error: unknown): boolean {
+  const { code, message = "" } = error as PgLikeError;
+  if (code === "57P01" || code === "57P02" || code === "57P03") return true;
+  return isRetryableConnectError(error) || /not queryable|Connection terminated|terminating connection|ECONNRESET|EPIPE/i.test(message);
+}
+
 /** One sentence for a connection failure; `tried` says how long we retried. */
 export function explainConnectError(error: unknown, target: string, tried: string): string {
   const { code, message = "" } = error as PgLikeError;

@@ -5,12 +5,12 @@ import { hostname } from "node:os";
 import type pg from "pg";
 import { checkCommand, describeCommand, startCommand, type CommandResult } from "./command.js";
 import type { Config, Environment } from "./config.js";
-import { applicationName, connect, describeTarget, passwordOf } from "./db.js";
+import { applicationName, connect, describeTarget, isConnectionLoss, passwordOf } from "./db.js";
 import { decide, type AttemptView, type Decision, type LockState } from "./decide.js";
 import { formatDuration } from "./duration.js";
 import { UsageError } from "./errors.js";
 import { ExitCode } from "./exit-codes.js";
-import { Ledger, type FollowerOutcome } from "./ledger.js";
+import { Ledger, type AttemptOutcome, type FollowerOutcome } from "./ledger.js";
 import { tryLock, unlock } from "./lock.js";
 import { deriveLockKey, type LockKey } from "./lock-key.js";
 import { resolveReleaseId, shortReleaseId, type ReleaseId } from "./release-id.js";
@@ -102,6 +102,7 @@ class Session {
   private readonly startedMs = Date.now();
   private readonly label: string;
   private wake: (() => void) | undefined;
+  private client: pg.Client | undefined;
 
   constructor(
     private readonly input: RunInput,
@@ -163,18 +164,31 @@ class Session {
   }
 
   async run(): Promise<RunResult> {
-    const client = await this.open(this.config.connectTimeoutMs);
+    this.client = await this.open(this.config.connectTimeoutMs);
     try {
-      return await this.loop(client);
+      return await this.loop();
     } finally {
       this.wake = undefined;
-      await client.end().catch(() => {});
+      await this.client.end().catch(() => {});
     }
   }
 
-  private async loop(client: pg.Client): Promise<RunResult> {
+  /** Waiting survives a lost connection (a restarting server, a cut network): reconnect within the wait timeout. */
+  private async reconnect(error: unknown, deadline: number): Promise<pg.Client> {
+    this.reporter.warn(
+      `lost the database connection while waiting (${(error as Error).message}); reconnecting.`,
+    );
+    await this.client?.end().catch(() => {});
+    this.client = undefined;
+    this.client = await this.open(Math.max(this.config.connectTimeoutMs, deadline - Date.now()));
+    return this.client;
+  }
+
+  private async loop(): Promise<RunResult> {
     const { config, reporter } = this;
     const deadline = this.startedMs + config.waitTimeoutMs;
+    let client = this.client;
+    if (client === undefined) throw new Error("not connected");
     let { latest } = await this.ledger.readState(client, config.task, this.releaseId);
     const finishedBeforeStart = latest !== undefined && latest.status !== "running" ? latest.id : undefined;
     let lock: LockState = "not-tried";
@@ -184,90 +198,110 @@ class Session {
     let lastProgress = 0;
 
     for (;;) {
-      if (this.input.signal?.aborted) {
-        if (lock === "held") await this.release_(client);
-        await this.record(client, "interrupted", exitCodeForSignal(this.input.signal.reason), latest?.id);
-        reporter.info(`interrupted by ${String(this.input.signal.reason)} while waiting; nothing was run.`);
-        return this.result("interrupted", exitCodeForSignal(this.input.signal.reason), latest?.id);
-      }
-      const decision: Decision = decide({
-        role: config.role,
-        followerMode: config.followerMode,
-        versioned: this.release !== undefined,
-        lock,
-        latest,
-        finishedBeforeStart,
-        timedOut: Date.now() >= deadline,
-      });
-      reporter.debug(
-        `decision: ${decision.action} (lock ${lock}, latest ${latest ? `#${latest.id} ${latest.status}` : "none"})`,
-      );
+      let leading = false;
+      try {
+        if (this.input.signal?.aborted) {
+          if (lock === "held") await this.release_(client);
+          await this.record(client, "interrupted", exitCodeForSignal(this.input.signal.reason), latest?.id);
+          reporter.info(`interrupted by ${String(this.input.signal.reason)} while waiting; nothing was run.`);
+          return this.result("interrupted", exitCodeForSignal(this.input.signal.reason), latest?.id);
+        }
+        const decision: Decision = decide({
+          role: config.role,
+          followerMode: config.followerMode,
+          versioned: this.release !== undefined,
+          lock,
+          latest,
+          finishedBeforeStart,
+          timedOut: Date.now() >= deadline,
+        });
+        reporter.debug(
+          `decision: ${decision.action} (lock ${lock}, latest ${latest ? `#${latest.id} ${latest.status}` : "none"})`,
+        );
 
-      switch (decision.action) {
-        case "take-lock": {
-          if (await tryLock(client, this.key)) {
-            lock = "held";
-            await this.ledger.ensure(client);
-            ({ latest } = await this.ledger.readState(client, config.task, this.releaseId));
-          } else {
-            lock = "busy";
-          }
-          continue;
-        }
-        case "run":
-          return await this.lead(client);
-        case "done": {
-          if (lock === "held") await this.release_(client);
-          const waited = decision.reason === "leader-succeeded";
-          await this.record(client, waited ? "succeeded" : "already-done", ExitCode.ok, decision.attempt.id);
-          reporter.info(
-            waited
-              ? `${this.describeAttempt(decision.attempt)} succeeded; done after waiting ${formatDuration(Date.now() - this.startedMs)}.`
-              : `${config.task} already succeeded for ${this.label} (attempt #${decision.attempt.id} by ${decision.attempt.app}); nothing to do.`,
-          );
-          return this.result(waited ? "leader-succeeded" : "already-done", ExitCode.ok, decision.attempt.id);
-        }
-        case "fail": {
-          if (lock === "held") await this.release_(client);
-          await this.record(client, "failed", ExitCode.leaderFailed, decision.attempt.id);
-          const how =
-            decision.reason === "abandoned"
-              ? "was abandoned: its leader's lock session is gone"
-              : decision.attempt.status === "failed"
-                ? `failed with exit code ${decision.attempt.exitCode ?? "unknown"}`
-                : `ended ${decision.attempt.status}`;
-          reporter.error(
-            `${this.describeAttempt(decision.attempt)} ${how}; exiting ${ExitCode.leaderFailed}. Fix the cause and retry the release (heroku releases:retry, or re-run the job).`,
-          );
-          return this.result("leader-failed", ExitCode.leaderFailed, decision.attempt.id);
-        }
-        case "timeout": {
-          await this.record(client, "timeout", ExitCode.timeout, decision.on?.id);
-          reporter.error(
-            `timed out after ${formatDuration(Date.now() - this.startedMs)} waiting for ${decision.on ? this.describeAttempt(decision.on) : `the lock or a leader for ${config.task} of ${this.label}`}; raise --wait-timeout (RELEASE_WAIT_TIMEOUT) or look at the leader in the ledger (${config.schema}.attempts).`,
-          );
-          return this.result("timeout", ExitCode.timeout, decision.on?.id);
-        }
-        case "skip":
-          return this.skip();
-        case "wait": {
-          if (!listening) {
-            // Listen before the next read, so an outcome committed in between cannot be missed.
-            await this.ledger.listen(client);
-            listening = true;
-          } else {
-            if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
-              lastProgress = Date.now();
-              reporter.info(this.progressLine(decision.on, lock, latest));
+        switch (decision.action) {
+          case "take-lock": {
+            if (await tryLock(client, this.key)) {
+              lock = "held";
+              await this.ledger.ensure(client);
+              ({ latest } = await this.ledger.readState(client, config.task, this.releaseId));
+            } else {
+              lock = "busy";
             }
-            await this.waitForWake(Math.min(delay, Math.max(0, deadline - Date.now())));
-            delay = Math.min(POLL_MAX_MS, delay * 1.5);
+            continue;
           }
-          ({ latest } = await this.ledger.readState(client, config.task, this.releaseId));
-          if (config.role === "follower") ({ latest, lock } = await this.followerView(client, latest));
-          else lock = "not-tried";
-          continue;
+          case "run":
+            leading = true;
+            return await this.lead(client);
+          case "done": {
+            if (lock === "held") await this.release_(client);
+            const waited = decision.reason === "leader-succeeded";
+            await this.record(
+              client,
+              waited ? "succeeded" : "already-done",
+              ExitCode.ok,
+              decision.attempt.id,
+            );
+            reporter.info(
+              waited
+                ? `${this.describeAttempt(decision.attempt)} succeeded; done after waiting ${formatDuration(Date.now() - this.startedMs)}.`
+                : `${config.task} already succeeded for ${this.label} (attempt #${decision.attempt.id} by ${decision.attempt.app}); nothing to do.`,
+            );
+            return this.result(
+              waited ? "leader-succeeded" : "already-done",
+              ExitCode.ok,
+              decision.attempt.id,
+            );
+          }
+          case "fail": {
+            if (lock === "held") await this.release_(client);
+            await this.record(client, "failed", ExitCode.leaderFailed, decision.attempt.id);
+            const how =
+              decision.reason === "abandoned"
+                ? "was abandoned: its leader's lock session is gone"
+                : decision.attempt.status === "failed"
+                  ? `failed with exit code ${decision.attempt.exitCode ?? "unknown"}`
+                  : `ended ${decision.attempt.status}`;
+            reporter.error(
+              `${this.describeAttempt(decision.attempt)} ${how}; exiting ${ExitCode.leaderFailed}. Fix the cause and retry the release (heroku releases:retry, or re-run the job).`,
+            );
+            return this.result("leader-failed", ExitCode.leaderFailed, decision.attempt.id);
+          }
+          case "timeout": {
+            await this.record(client, "timeout", ExitCode.timeout, decision.on?.id);
+            reporter.error(
+              `timed out after ${formatDuration(Date.now() - this.startedMs)} waiting for ${decision.on ? this.describeAttempt(decision.on) : `the lock or a leader for ${config.task} of ${this.label}`}; raise --wait-timeout (RELEASE_WAIT_TIMEOUT) or look at the leader in the ledger (${config.schema}.attempts).`,
+            );
+            return this.result("timeout", ExitCode.timeout, decision.on?.id);
+          }
+          case "skip":
+            return this.skip();
+          case "wait": {
+            if (!listening) {
+              // Listen before the next read, so an outcome committed in between cannot be missed.
+              await this.ledger.listen(client);
+              listening = true;
+            } else {
+              if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
+                lastProgress = Date.now();
+                reporter.info(this.progressLine(decision.on, lock, latest));
+              }
+              await this.waitForWake(Math.min(delay, Math.max(0, deadline - Date.now())));
+              delay = Math.min(POLL_MAX_MS, delay * 1.5);
+            }
+            ({ latest } = await this.ledger.readState(client, config.task, this.releaseId));
+            if (config.role === "follower") ({ latest, lock } = await this.followerView(client, latest));
+            else lock = "not-tried";
+            continue;
+          }
         }
+      } catch (error) {
+        if (leading || !isConnectionLoss(error)) throw error;
+        client = await this.reconnect(error, deadline);
+        listening = false;
+        ({ latest } = await this.ledger.readState(client, config.task, this.releaseId));
+        if (config.role === "follower") ({ latest, lock } = await this.followerView(client, latest));
+        else lock = "not-tried";
       }
     }
   }
@@ -486,12 +520,24 @@ class Session {
 
     const status =
       result.exitCode === 0 ? "succeeded" : interruptedBy !== undefined ? "interrupted" : "failed";
-    await this.ledger.finishAttempt(client, attemptId, {
+    const outcome: AttemptOutcome = {
       status,
       exitCode: result.signal === null ? result.exitCode : null,
       signal: result.signal,
       outputTail,
-    });
+    };
+    try {
+      await this.ledger.finishAttempt(client, attemptId, outcome);
+    } catch (error) {
+      if (!isConnectionLoss(error)) throw error;
+      // The command has ended; only its record is missing. Write it on a fresh connection.
+      if (!(await this.recordOnFreshConnection(attemptId, outcome))) {
+        reporter.error(
+          `the command ${describeExit(result)}, but its outcome could not be recorded because the database connection was lost; check the ledger before retrying.`,
+        );
+        return this.result("lock-lost", ExitCode.lockLost, attemptId);
+      }
+    }
     if (interruptedBy !== undefined) {
       reporter.info(
         `the command ended after ${interruptedBy} (${describeExit(result)}); attempt #${attemptId} recorded as ${status}.`,
@@ -512,24 +558,32 @@ class Session {
 
   /** The lock session is gone: record the outcome on a fresh connection if we can; the next leader does otherwise. */
   private async recordLost(attemptId: number, result: CommandResult, outputTail: string): Promise<void> {
+    await this.recordOnFreshConnection(attemptId, {
+      status: "lost",
+      exitCode: result.signal === null ? result.exitCode : null,
+      signal: result.signal,
+      outputTail,
+    });
+    this.reporter.error(
+      `the command was stopped because the lock was lost (attempt #${attemptId}); check the database connection and retry the release.`,
+    );
+  }
+
+  private async recordOnFreshConnection(attemptId: number, outcome: AttemptOutcome): Promise<boolean> {
     try {
       const fresh = await this.open(5000);
       try {
-        await this.ledger.finishAttempt(fresh, attemptId, {
-          status: "lost",
-          exitCode: result.signal === null ? result.exitCode : null,
-          signal: result.signal,
-          outputTail,
-        });
+        await this.ledger.finishAttempt(fresh, attemptId, outcome);
+        return true;
       } finally {
         await fresh.end().catch(() => {});
       }
     } catch (error) {
-      this.reporter.warn(`could not record the lost attempt #${attemptId}: ${(error as Error).message}`);
+      this.reporter.warn(
+        `could not record attempt #${attemptId} as ${outcome.status}: ${(error as Error).message}`,
+      );
+      return false;
     }
-    this.reporter.error(
-      `the command was stopped because the lock was lost (attempt #${attemptId}); check the database connection and retry the release.`,
-    );
   }
 }
 
