@@ -197,7 +197,7 @@ export function parseConfig(input: ConfigInput): ConfigResult {
   return { ok: true, config, warnings };
 }
 
-/** Reads the dotenv file named by --env-file / RELEASE_ENV_FILE (default .env); a missing default file is fine. */
+/** Reads the dotenv file named by --dotenv / RELEASE_ENV_FILE (default .env); a missing default file is fine. */
 export function loadDotenv(
   flags: Readonly<Record<string, unknown>>,
   env: Environment,

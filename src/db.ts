@@ -76,7 +76,10 @@ export function isRetryableConnectError(error: unknown): boolean {
 export function isConnectionLoss(error: unknown): boolean {
   const { code, message = "" } = error as PgLikeError;
   if (code === "57P01" || code === "57P02" || code === "57P03") return true;
-  return isRetryableConnectError(error) || /not queryable|Connection terminated|terminating connection|ECONNRESET|EPIPE/i.test(message);
+  return (
+    isRetryableConnectError(error) ||
+    /not queryable|Connection terminated|terminating connection|ECONNRESET|EPIPE/i.test(message)
+  );
 }
 
 /** One sentence for a connection failure; `tried` says how long we retried. */

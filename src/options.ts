@@ -230,9 +230,12 @@ export const OPTIONS = [
 export const RUN_MIGRATIONS_ENV = "RUN_MIGRATIONS";
 export const RUN_MIGRATIONS_SCHEMA = booleanText(RUN_MIGRATIONS_ENV);
 
-/** Where `.env` is read from; only a flag or the process environment can set it. */
+/**
+ * Where `.env` is read from; only a flag or the process environment can set it. The flag is not
+ * `--env-file`: Node 20 takes `--env-file` anywhere on its command line as its own option.
+ */
 export const ENV_FILE_OPTION = {
-  flag: "env-file",
+  flag: "dotenv",
   env: "RELEASE_ENV_FILE",
   default: ".env",
   description:

@@ -49,6 +49,7 @@ export function startCli(args: string[], options: StartOptions = {}): StartedCli
     stdin: "ignore",
     timeout: options.timeoutMs ?? 60_000,
     all: false,
+    stripFinalNewline: false,
   });
   const done = child.then((result) => ({
     exitCode: result.exitCode ?? -1,
