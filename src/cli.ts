@@ -92,6 +92,7 @@ async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Pr
       reporter,
       signal: controller.signal,
     });
+    reporter.debug(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
     return result.exitCode;
   } finally {
     process.off("SIGINT", onSignal);

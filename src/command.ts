@@ -4,6 +4,8 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { constants as osConstants } from "node:os";
+import v8 from "node:v8";
+import { runInNewContext } from "node:vm";
 import { execa, type ResultPromise } from "execa";
 import type { Command } from "./config.js";
 import { UsageError } from "./errors.js";
@@ -80,6 +82,30 @@ class Tail {
   }
 }
 
+/**
+ * Every chunk read from the command is a fresh 64 KiB buffer outside the V8 heap, freed only when a
+ * garbage collection runs; V8 lets tens of MB of them pile up first. A minor collection every few MB
+ * of output keeps the orchestrator's memory flat however much the command prints.
+ */
+function collector(): (bytes: number) => void {
+  let gc: ((options?: { type: "minor" | "major" }) => void) | undefined;
+  try {
+    v8.setFlagsFromString("--expose-gc");
+    gc = runInNewContext("gc") as typeof gc;
+  } catch {
+    gc = undefined;
+  }
+  let since = 0;
+  return (bytes) => {
+    since += bytes;
+    if (since >= GC_EVERY_BYTES && gc !== undefined) {
+      since = 0;
+      gc({ type: "minor" });
+    }
+  };
+}
+const GC_EVERY_BYTES = 8 * 1024 * 1024;
+
 export interface StartedCommand {
   pid: number | undefined;
   result: Promise<CommandResult>;
@@ -91,7 +117,12 @@ export interface StartedCommand {
 
 export function startCommand(
   command: Command,
-  options: { env: Record<string, string | undefined>; cwd: string },
+  options: {
+    env: Record<string, string | undefined>;
+    cwd: string;
+    /** After the command's own process exits, how long what is left of its group gets before SIGKILL. */
+    graceMs: number;
+  },
 ): StartedCommand {
   const [file, args] =
     command.kind === "shell" ? ["sh", ["-c", command.script]] : [command.file, command.args];
@@ -108,8 +139,13 @@ export function startCommand(
     stripFinalNewline: false,
   });
   const tail = new Tail(OUTPUT_TAIL_BYTES);
-  child.stdout?.on("data", (chunk: Buffer) => tail.push(chunk));
-  child.stderr?.on("data", (chunk: Buffer) => tail.push(chunk));
+  const collect = collector();
+  const onChunk = (chunk: Buffer) => {
+    tail.push(chunk);
+    collect(chunk.length);
+  };
+  child.stdout?.on("data", onChunk);
+  child.stderr?.on("data", onChunk);
   child.stdout?.pipe(process.stdout, { end: false });
   child.stderr?.pipe(process.stderr, { end: false });
 
@@ -137,6 +173,13 @@ export function startCommand(
       // The group is gone already.
     }
   };
+
+  // What is left of the group once the command's own process has exited (background jobs that would
+  // keep its output open, or ignored a forwarded SIGINT) is part of the command: end it too.
+  child.on("exit", () => {
+    sendToGroup("SIGTERM", true);
+    setTimeout(() => sendToGroup("SIGKILL", true), options.graceMs).unref();
+  });
 
   return {
     pid: child.pid,

@@ -11,6 +11,7 @@ import {
   RUN_MIGRATIONS_ENV,
   RUN_MIGRATIONS_SCHEMA,
   type FollowerMode,
+  type OrphanPolicy,
   type OptionSpec,
   type Role,
 } from "./options.js";
@@ -34,6 +35,7 @@ export interface Config {
   schema: string;
   connectTimeoutMs: number;
   killGraceMs: number;
+  orphanSessions: OrphanPolicy;
   command: Command | undefined;
   verbose: boolean;
 }
@@ -191,6 +193,7 @@ export function parseConfig(input: ConfigInput): ConfigResult {
     schema: values.schema as string,
     connectTimeoutMs: values.connectTimeout as number,
     killGraceMs: values.killGrace as number,
+    orphanSessions: values.orphanSessions as OrphanPolicy,
     command,
     verbose: values.verbose as boolean,
   };

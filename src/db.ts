@@ -72,6 +72,12 @@ export function isRetryableConnectError(error: unknown): boolean {
   );
 }
 
+/** The server answered but cannot take us now: too many clients, or starting up. */
+export function isServerBusy(error: unknown): boolean {
+  const { code, message = "" } = error as PgLikeError;
+  return code === "53300" || code === "57P03" || /too many clients|starting up/i.test(message);
+}
+
 /** An error that means the session is gone (server restart, terminated backend, cut network). */
 export function isConnectionLoss(error: unknown): boolean {
   const { code, message = "" } = error as PgLikeError;
@@ -112,8 +118,13 @@ export function explainConnectError(error: unknown, target: string, tried: strin
 export interface ConnectOptions {
   url: string;
   applicationName: string;
-  /** Total time to keep retrying retryable failures. */
+  /** Total time to keep retrying failures that may pass (refused connections, DNS, network). */
   timeoutMs: number;
+  /**
+   * Total time to keep retrying when the server is there but busy ("too many clients", "starting up");
+   * defaults to timeoutMs. Waiters pass their wait timeout: a crowded server is worth waiting for.
+   */
+  busyTimeoutMs?: number;
   /** Called before each retry, for debug output. */
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
   signal?: AbortSignal;
@@ -139,7 +150,7 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
     const client = new pg.Client({
       connectionString: options.url,
       application_name: options.applicationName,
-      connectionTimeoutMillis: Math.max(1000, Math.min(10_000, remaining)),
+      connectionTimeoutMillis: Math.max(1000, Math.min(10_000, remaining > 0 ? remaining : 10_000)),
       keepAlive: true,
     });
     // An idle client whose server goes away emits 'error'; without a listener Node would crash.
@@ -156,11 +167,10 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
       }
       const elapsed = Date.now() - started;
       const delay = Math.random() * Math.min(5000, 200 * 2 ** Math.min(attempt, 10));
-      if (
-        !isRetryableConnectError(error) ||
-        elapsed + delay >= options.timeoutMs ||
-        options.signal?.aborted
-      ) {
+      const budget = isServerBusy(error)
+        ? Math.max(options.timeoutMs, options.busyTimeoutMs ?? 0)
+        : options.timeoutMs;
+      if (!isRetryableConnectError(error) || elapsed + delay >= budget || options.signal?.aborted) {
         throw new DatabaseUnavailableError(explainConnectError(error, target, formatDuration(elapsed)), {
           cause: error,
         });

@@ -160,6 +160,20 @@ export class Ledger {
     }));
   }
 
+  /** Backend pids of sessions that a command of these attempts opened (PGAPPNAME names the attempt). */
+  async readAttemptSessions(client: pg.Client, attemptIds: readonly number[]): Promise<number[]> {
+    const result = await client.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity
+        WHERE application_name = ANY ($1::text[]) AND pid <> pg_backend_pid()`,
+      [attemptIds.map(attemptApplicationName)],
+    );
+    return result.rows.map((row) => row.pid);
+  }
+
+  async terminateSessions(client: pg.Client, pids: readonly number[]): Promise<void> {
+    await client.query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [pids]);
+  }
+
   /** Marks running attempts of this task that nobody holds the lock for any more; called while holding it. */
   async abandonStale(client: pg.Client, task: string, releaseId: string | undefined): Promise<number[]> {
     const result = await client.query<{ id: string }>(
@@ -261,6 +275,11 @@ export class Ledger {
   async listen(client: pg.Client): Promise<void> {
     await client.query(`LISTEN ${quoteIdent(this.channel)}`);
   }
+}
+
+/** The application_name (PGAPPNAME) a command's sessions get, naming its attempt. */
+export function attemptApplicationName(attemptId: number): string {
+  return `release-orchestrator attempt ${attemptId}`;
 }
 
 export function isMissingLedger(error: unknown): boolean {

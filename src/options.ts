@@ -8,6 +8,8 @@ export const ROLES = ["auto", "leader", "follower"] as const;
 export type Role = (typeof ROLES)[number];
 export const FOLLOWER_MODES = ["wait", "skip"] as const;
 export type FollowerMode = (typeof FOLLOWER_MODES)[number];
+export const ORPHAN_POLICIES = ["wait", "terminate"] as const;
+export type OrphanPolicy = (typeof ORPHAN_POLICIES)[number];
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 const LOCK_NAME = /^[A-Za-z0-9._:/@+-]{1,200}$/;
@@ -206,6 +208,17 @@ export const OPTIONS = [
     description:
       "After forwarding SIGTERM to the command (signal, lost lock), how long before SIGKILL; fits inside Heroku's 30 s shutdown.",
     schema: duration("kill grace"),
+  },
+  {
+    key: "orphanSessions",
+    flag: "orphan-sessions",
+    env: ["RELEASE_ORPHAN_SESSIONS"],
+    type: "string",
+    default: "wait",
+    choices: ORPHAN_POLICIES,
+    description:
+      "When taking over from a leader that died, and its command's sessions (PGAPPNAME 'release-orchestrator attempt N') are still connected: wait for them to end, or terminate them.",
+    schema: choice("orphan sessions policy", ORPHAN_POLICIES),
   },
   {
     key: "command",

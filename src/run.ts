@@ -5,12 +5,19 @@ import { hostname } from "node:os";
 import type pg from "pg";
 import { checkCommand, describeCommand, startCommand, type CommandResult } from "./command.js";
 import type { Config, Environment } from "./config.js";
-import { applicationName, connect, describeTarget, isConnectionLoss, passwordOf } from "./db.js";
+import {
+  applicationName,
+  connect,
+  describeTarget,
+  isConnectionLoss,
+  isServerBusy,
+  passwordOf,
+} from "./db.js";
 import { decide, type AttemptView, type Decision, type LockState } from "./decide.js";
 import { formatDuration } from "./duration.js";
 import { UsageError } from "./errors.js";
 import { ExitCode } from "./exit-codes.js";
-import { Ledger, type AttemptOutcome, type FollowerOutcome } from "./ledger.js";
+import { attemptApplicationName, Ledger, type AttemptOutcome, type FollowerOutcome } from "./ledger.js";
 import { tryLock, unlock } from "./lock.js";
 import { deriveLockKey, type LockKey } from "./lock-key.js";
 import { resolveReleaseId, shortReleaseId, type ReleaseId } from "./release-id.js";
@@ -51,6 +58,11 @@ const HEARTBEAT_TIMEOUT_MS = 1500;
 /** Waiters retry the lock / re-read the ledger with backoff between these bounds, and wake on NOTIFY. */
 const POLL_MIN_MS = 100;
 const POLL_MAX_MS = 2000;
+/** Added to a leader's kill grace and detection time: how long its command may outlive its lock session. */
+const LEASE_MARGIN_MS = 2000;
+/** Waiters on a crowded server reconnect to poll, between these bounds. */
+const LIGHT_POLL_MIN_MS = 300;
+const LIGHT_POLL_MAX_MS = 3000;
 /** Progress lines while waiting, when stderr is not a terminal (Heroku logs, CI). */
 const PROGRESS_EVERY_MS = 10_000;
 
@@ -103,6 +115,8 @@ class Session {
   private readonly label: string;
   private wake: (() => void) | undefined;
   private client: pg.Client | undefined;
+  /** Wait without holding a connection (see isCrowded). */
+  private light = false;
 
   constructor(
     private readonly input: RunInput,
@@ -124,7 +138,8 @@ class Session {
     return { outcome, exitCode, releaseId: this.releaseId, attemptId };
   }
 
-  private async open(timeoutMs: number): Promise<pg.Client> {
+  /** Opens a connection; `busyTimeoutMs` is how long a crowded server is worth retrying. */
+  private async open(timeoutMs: number, busyTimeoutMs = timeoutMs): Promise<pg.Client> {
     const url = this.config.databaseUrl;
     if (url === undefined)
       throw new UsageError("No database configured: set DATABASE_URL (or RELEASE_DATABASE_URL).");
@@ -133,11 +148,15 @@ class Session {
       url,
       applicationName: applicationName([this.app, this.config.role, short]),
       timeoutMs,
+      busyTimeoutMs,
       signal: this.input.signal,
-      onRetry: (error, attempt, delay) =>
+      onRetry: (error, attempt, delay) => {
+        // A crowded server: from now on, wait without holding a connection.
+        if (isServerBusy(error)) this.light = true;
         this.reporter.debug(
           `connect attempt ${attempt} to ${describeTarget(url)} failed (${(error as Error).message}); retrying in ${formatDuration(delay)}`,
-        ),
+        );
+      },
     });
     client.on("notification", () => this.wake?.());
     return client;
@@ -164,13 +183,30 @@ class Session {
   }
 
   async run(): Promise<RunResult> {
-    this.client = await this.open(this.config.connectTimeoutMs);
+    this.client = await this.open(this.config.connectTimeoutMs, this.config.waitTimeoutMs);
     try {
+      if (!this.light) this.light = await this.isCrowded(this.client);
       return await this.loop();
     } finally {
       this.wake = undefined;
-      await this.client.end().catch(() => {});
+      await this.client?.end().catch(() => {});
     }
+  }
+
+  /**
+   * Waiters normally hold one connection and wake on NOTIFY. When the server is crowded (more than
+   * half of max_connections in use, or it refused us for too many clients), they let go of it between
+   * polls, so that the leader's command can still connect.
+   */
+  private async isCrowded(client: pg.Client): Promise<boolean> {
+    const result = await client.query<{ used: number; max: number }>(
+      "SELECT count(*)::int AS used, current_setting('max_connections')::int AS max FROM pg_stat_activity",
+    );
+    const row = result.rows[0];
+    const crowded = row !== undefined && row.used * 2 > row.max;
+    if (crowded)
+      this.reporter.debug(`${row.used} of ${row.max} connections in use: waiting without holding one`);
+    return crowded;
   }
 
   /** Waiting survives a lost connection (a restarting server, a cut network): reconnect within the wait timeout. */
@@ -195,6 +231,7 @@ class Session {
     if (config.role === "follower") ({ latest, lock } = await this.followerView(client, latest));
     let listening = false;
     let delay = POLL_MIN_MS;
+    let lightDelay = LIGHT_POLL_MIN_MS;
     let lastProgress = 0;
 
     for (;;) {
@@ -277,7 +314,21 @@ class Session {
           case "skip":
             return this.skip();
           case "wait": {
-            if (!listening) {
+            if (this.light) {
+              if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
+                lastProgress = Date.now();
+                reporter.info(this.progressLine(decision.on, lock, latest));
+              }
+              await client.end().catch(() => {});
+              this.client = undefined;
+              await this.waitForWake(Math.min(lightDelay, Math.max(0, deadline - Date.now())));
+              lightDelay = Math.min(LIGHT_POLL_MAX_MS, lightDelay * 1.5);
+              client = this.client = await this.open(
+                this.config.connectTimeoutMs,
+                Math.max(0, deadline - Date.now()),
+              );
+              listening = false;
+            } else if (!listening) {
               // Listen before the next read, so an outcome committed in between cannot be missed.
               await this.ledger.listen(client);
               listening = true;
@@ -407,7 +458,7 @@ class Session {
     let result: RunResult | undefined;
     try {
       await this.waitOutStaleAttempts(client);
-      const leaseMs = HEARTBEAT_INTERVAL_MS + HEARTBEAT_TIMEOUT_MS + config.killGraceMs + 5000;
+      const leaseMs = HEARTBEAT_INTERVAL_MS + HEARTBEAT_TIMEOUT_MS + config.killGraceMs + LEASE_MARGIN_MS;
       const commandText = reporter.redact(describeCommand(command));
       const attempt = await this.ledger.startAttempt(client, {
         releaseId: this.releaseId,
@@ -432,22 +483,41 @@ class Session {
 
   /** A running row while we hold the lock belongs to a leader whose session died; its command may live until its lease ends. */
   private async waitOutStaleAttempts(client: pg.Client): Promise<void> {
+    let announced = false;
     for (;;) {
       const stale = await this.ledger.readRunning(client, this.config.task, this.releaseId);
-      if (stale.length === 0) return;
-      const waitMs = Math.max(...stale.map((s) => s.leaseMs - s.heartbeatAgeMs));
-      if (waitMs <= 0) {
-        const ids = await this.ledger.abandonStale(client, this.config.task, this.releaseId);
-        const first = stale[0];
+      const first = stale[0];
+      if (first === undefined) return;
+      const who = `attempt #${first.id} by ${first.app} (pid ${first.pid} on ${first.host})`;
+      const leaseLeft = Math.max(...stale.map((s) => s.leaseMs - s.heartbeatAgeMs));
+      // Its command's own sessions carry PGAPPNAME naming the attempt: while they are connected, it is alive.
+      const orphans = await this.ledger.readAttemptSessions(
+        client,
+        stale.map((s) => s.id),
+      );
+      if (leaseLeft <= 0 && orphans.length > 0 && this.config.orphanSessions === "terminate") {
+        await this.ledger.terminateSessions(client, orphans);
         this.reporter.warn(
-          `taking over: attempt${ids.length > 1 ? "s" : ""} #${ids.join(", #")}${first ? ` by ${first.app} (pid ${first.pid} on ${first.host})` : ""} lost its lock session and is recorded as abandoned.`,
+          `${who}: ended ${orphans.length} session(s) its command left connected (--orphan-sessions terminate).`,
+        );
+        continue;
+      }
+      if (leaseLeft <= 0 && orphans.length === 0) {
+        const ids = await this.ledger.abandonStale(client, this.config.task, this.releaseId);
+        this.reporter.warn(
+          `taking over: ${who} lost its lock session; recorded as abandoned (#${ids.join(", #")}).`,
         );
         return;
       }
-      this.reporter.info(
-        `attempt #${stale[0]?.id} by ${stale[0]?.app} lost its lock session; waiting ${formatDuration(waitMs)} for its command to be stopped before taking over.`,
-      );
-      await sleep(Math.min(waitMs + 50, 5000));
+      if (!announced || orphans.length > 0) {
+        this.reporter.info(
+          orphans.length > 0 && leaseLeft <= 0
+            ? `${who} lost its lock session but its command is still connected (backend pid ${orphans.join(", ")}); waiting for it to end before taking over (or pass --orphan-sessions terminate).`
+            : `${who} lost its lock session; waiting ${formatDuration(leaseLeft)} for its command to be stopped before taking over.`,
+        );
+        announced = true;
+      }
+      await sleep(leaseLeft > 0 ? Math.min(leaseLeft + 50, 5000) : 1000);
     }
   }
 
@@ -458,9 +528,9 @@ class Session {
     const env: Record<string, string | undefined> = {
       ...this.input.env,
       RELEASE_ORCHESTRATOR_ATTEMPT_ID: String(attemptId),
-      PGAPPNAME: this.input.env.PGAPPNAME ?? `release-orchestrator attempt ${attemptId}`,
+      PGAPPNAME: this.input.env.PGAPPNAME ?? attemptApplicationName(attemptId),
     };
-    const started = startCommand(command, { env, cwd: this.input.cwd });
+    const started = startCommand(command, { env, cwd: this.input.cwd, graceMs: config.killGraceMs });
     const startedMs = Date.now();
 
     let lostReason: string | undefined;

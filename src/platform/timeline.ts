@@ -1,8 +1,6 @@
 // The demo's verdict and timeline, as pure functions of what happened: each app's process, and what
 // the ledger recorded. A promotion is right when exactly one app ran the task and every app succeeded.
 
-import { formatDuration } from "../duration.js";
-
 export interface AppRun {
   app: string;
   /** HEROKU_RELEASE_VERSION, e.g. "v128". */
@@ -84,8 +82,13 @@ function pad(text: string, width: number): string {
   return text.length >= width ? text : text + " ".repeat(width - text.length);
 }
 
+/** Seconds with one decimal: the demo's waits are a few seconds long, and "3 s" hides the difference. */
+function formatDuration(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
 function seconds(ms: number): string {
-  return `+${(ms / 1000).toFixed(1)} s`;
+  return `+${formatDuration(ms)}`;
 }
 
 /** One line per app: who led, who waited and how long, how each ended; then the verdict. */

@@ -60,6 +60,7 @@ describe("parseConfig", () => {
       schema: ["flag_schema", "env_schema", "file_schema"],
       "connect-timeout": ["1s", "2s", "3s"],
       "kill-grace": ["1s", "2s", "3s"],
+      "orphan-sessions": ["terminate", "wait", "terminate"],
       verbose: ["true", "false", "true"],
     };
     for (const spec of OPTIONS) {
