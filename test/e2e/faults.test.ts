@@ -195,10 +195,12 @@ describe("faults", () => {
           env: { DATABASE_URL: db.url, RELEASE_APP_NAME: "a" },
         },
       );
-      const grandchild = await until("the grandchild", async () =>
-        existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== ""
-          ? Number(readFileSync(pidFile, "utf8"))
-          : undefined,
+      const grandchild = await until("the grandchild", () =>
+        Promise.resolve(
+          existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== ""
+            ? Number(readFileSync(pidFile, "utf8"))
+            : undefined,
+        ),
       );
       a.process.kill(signal);
       const run = await a.done;

@@ -121,7 +121,9 @@ describe("run: one owner per release", () => {
     const runs = await Promise.all([leader, ...autos, ...followers].map((s) => s.done));
     // Whoever took the lock first (the auto or the leader) ran and exited 3. If the auto ran first, the
     // explicit leader runs again after it (a leader runs unless the task succeeded), so it exits 3 too.
-    const byApp = Object.fromEntries(runs.map((r) => [r.stderr.match(/\[release\] (\S+):/)?.[1], r]));
+    const byApp: Record<string, CliRun> = Object.fromEntries(
+      runs.map((r): [string, CliRun] => [/\[release\] (\S+):/.exec(r.stderr)?.[1] ?? "?", r]),
+    );
     expect(byApp.lead?.exitCode).toBe(3);
     expect(byApp.f1?.exitCode).toBe(76);
     expect(byApp.f2?.exitCode).toBe(76);

@@ -1,0 +1,53 @@
+// A connection storm: 200 contenders against a server with max_connections=20. "Too many clients" is
+// retried with backoff and jitter inside the wait timeout, waiters on a crowded server let go of their
+// connection between polls so the leader's command can connect: exactly one execution, all exit 0.
+
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../harness/database.js";
+import { startPostgres, type PostgresServer } from "../harness/postgres.js";
+import { BUMP, startCli } from "../support/cli.js";
+
+const CONTENDERS = 200;
+let server: PostgresServer;
+let db: TestDatabase;
+
+beforeAll(async () => {
+  server = await startPostgres({ maxConnections: 20 });
+  db = await createTestDatabase("storm", { adminUrl: server.adminUrl });
+}, 120_000);
+
+afterAll(async () => {
+  await db?.drop().catch(() => {});
+  await server?.stop();
+});
+
+describe("connection storm", () => {
+  it(`${CONTENDERS} contenders, max_connections=20: one execution, every process exits 0`, async () => {
+    const [{ max }] = (await db.query<{ max: string }>(
+      "SELECT current_setting('max_connections') AS max",
+    )) as [{ max: string }];
+    expect(max).toBe("20");
+    const started = Array.from({ length: CONTENDERS }, (_, i) =>
+      startCli(["run", "--release-id", "storm-1", "--connect-timeout", "5s", "--", process.execPath, BUMP], {
+        env: { DATABASE_URL: db.url, RELEASE_APP_NAME: `app-${i}`, SLEEP_MS: "2000" },
+        timeoutMs: 240_000,
+      }),
+    );
+    const runs = await Promise.all(started.map((s) => s.done));
+    const codes = new Map<number, number>();
+    for (const r of runs) codes.set(r.exitCode, (codes.get(r.exitCode) ?? 0) + 1);
+    const failures = runs.filter((r) => r.exitCode !== 0);
+    expect(
+      Object.fromEntries(codes),
+      failures
+        .slice(0, 3)
+        .map((r) => r.stderr)
+        .join("\n---\n"),
+    ).toEqual({ 0: CONTENDERS });
+    expect(await db.query("SELECT app FROM counter")).toHaveLength(1);
+    const password = inject("pgPassword");
+    for (const r of runs) expect(`${r.stdout}${r.stderr}`).not.toContain(password);
+    expect(`${server.password}`).not.toBe("");
+    for (const r of runs) expect(`${r.stdout}${r.stderr}`).not.toContain(server.password);
+  }, 300_000);
+});
