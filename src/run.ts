@@ -66,7 +66,8 @@ const LIGHT_POLL_MAX_MS = 3000;
 /** Progress lines while waiting, when stderr is not a terminal (Heroku logs, CI). */
 const PROGRESS_EVERY_MS = 10_000;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** A sleep that does not keep the process alive (a heartbeat that lost its race must not delay exit). */
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 function exitCodeForSignal(signal: unknown): number {
   return signal === "SIGINT" ? ExitCode.sigint : ExitCode.sigterm;
