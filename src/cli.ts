@@ -4,10 +4,10 @@
 import { readFileSync } from "node:fs";
 import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
-import { loadConfig } from "./config.js";
+import { loadConfig, type Config, type Environment } from "./config.js";
 import { ReleaseError, UsageError } from "./errors.js";
 import { ExitCode } from "./exit-codes.js";
-import { ENV_FILE_OPTION, OPTIONS, type OptionSpec } from "./options.js";
+import { ENV_FILE_OPTION, OPTIONS, takes, type CommandName, type OptionSpec } from "./options.js";
 import { createReporter, type Reporter } from "./reporter.js";
 
 const VERSION = (
@@ -22,31 +22,29 @@ const EXIT_CODES_HELP = `Exit codes:
   75       timed out waiting for the lock or for the leader
   76       this process waited on an attempt that failed
   77       the lock was lost during the run; the command was stopped
-  78       unsafe setup refused (e.g. a transaction-mode pooler)
+  78       unsafe setup refused (e.g. a transaction-mode pooler); doctor: a check failed
   130/143  interrupted by SIGINT/SIGTERM, which was forwarded to the command`;
 
 function describeOption(spec: OptionSpec): string {
   const parts = [spec.description];
   if (spec.choices) parts.push(`[${spec.choices.join("|")}]`);
-  parts.push(`[env: ${spec.env.join(", ")}]`);
+  if (spec.env.length > 0) parts.push(`[env: ${spec.env.join(", ")}]`);
   const shown = spec.defaultText ?? spec.default;
   if (shown !== undefined) parts.push(`[default: ${shown}]`);
   return parts.join(" ");
 }
 
-function runOptions(y: Argv): Argv {
+/** The options of one command, from the one option list; choices are checked by the config parser. */
+function options(command: CommandName, y: Argv): Argv {
   let out = y;
   for (const spec of OPTIONS as readonly OptionSpec[]) {
-    if (spec.flag === undefined) continue;
-    // Choices are checked by the config parser, whose errors name the fix; help lists them.
+    if (spec.flag === undefined || !takes(command, spec)) continue;
     out = out.option(spec.flag, { type: spec.type, describe: describeOption(spec) });
   }
-  return out
-    .option(ENV_FILE_OPTION.flag, {
-      type: "string",
-      describe: `${ENV_FILE_OPTION.description} [env: ${ENV_FILE_OPTION.env}] [default: ${ENV_FILE_OPTION.default}]`,
-    })
-    .positional("command", { type: "string", array: true, describe: "The command to run (after --)." });
+  return out.option(ENV_FILE_OPTION.flag, {
+    type: "string",
+    describe: `${ENV_FILE_OPTION.description} [env: ${ENV_FILE_OPTION.env}] [default: ${ENV_FILE_OPTION.default}]`,
+  });
 }
 
 /** Collects the flags the user actually gave, keyed by flag name. */
@@ -62,21 +60,35 @@ function givenFlags(argv: Record<string, unknown>): Record<string, unknown> {
 function commandWords(argv: Record<string, unknown>): string[] {
   const afterDashes = argv["--"];
   const positional = argv.command;
-  const words = [
+  return [
     ...(Array.isArray(positional) ? positional.map(String) : []),
     ...(Array.isArray(afterDashes) ? afterDashes.map(String) : []),
   ];
-  return words;
 }
 
-async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
-  const flags = givenFlags(argv);
-  const verboseFlag = flags.verbose === true;
-  if (verboseFlag) reporter.setVerbose(true);
-  const { config, warnings, dotenv } = loadConfig(flags, commandWords(argv));
-  reporter.setVerbose(config.verbose);
-  for (const warning of warnings) reporter.warn(warning);
+interface Loaded {
+  config: Config;
+  env: Environment;
+  flags: Record<string, unknown>;
+}
 
+/** Shared by every command: the same options, environment, .env, warnings and secrets. */
+function load(argv: Record<string, unknown>, reporter: Reporter, purpose: "run" | "inspect"): Loaded {
+  const flags = givenFlags(argv);
+  const { config, warnings, dotenv } = loadConfig(
+    flags,
+    commandWords(argv),
+    process.env,
+    process.cwd(),
+    purpose,
+  );
+  reporter.configure({ verbose: config.verbose, json: config.json, quiet: config.quiet });
+  for (const warning of warnings) reporter.warn(warning);
+  return { config, env: { ...dotenv, ...process.env }, flags };
+}
+
+/** Runs `body` with SIGINT/SIGTERM turned into an abort signal (forwarded to the command by `run`). */
+async function withSignals<T>(body: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (!controller.signal.aborted) controller.abort(signal);
@@ -84,26 +96,94 @@ async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Pr
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   try {
-    const { runRelease } = await import("./run.js");
-    const result = await runRelease({
-      config,
-      env: { ...dotenv, ...process.env },
-      cwd: process.cwd(),
-      reporter,
-      signal: controller.signal,
-    });
-    reporter.debug(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
-    return result.exitCode;
+    return await body(controller.signal);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
 }
 
+async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
+  const { config, env } = load(argv, reporter, "run");
+  return withSignals(async (signal) => {
+    const { runRelease } = await import("./run.js");
+    const result = await runRelease({ config, env, cwd: process.cwd(), reporter, signal });
+    reporter.debug(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
+    return result.exitCode;
+  });
+}
+
+async function statusCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
+  const { config } = load(argv, reporter, "inspect");
+  reporter.addSecret(passwordOfUrl(config.databaseUrl));
+  const { withClient, readStatus, formatStatus } = await import("./inspect.js");
+  const report = await withClient(config, "status", (client) => readStatus(client, config, config.limit));
+  print(reporter, config.json ? JSON.stringify(report, null, 2) : formatStatus(report));
+  return ExitCode.ok;
+}
+
+async function historyCommand(
+  argv: Record<string, unknown>,
+  reporter: Reporter,
+  flags = givenFlags(argv),
+): Promise<number> {
+  const { config } = load(argv, reporter, "inspect");
+  reporter.addSecret(passwordOfUrl(config.databaseUrl));
+  const { withClient, readHistory, formatHistory } = await import("./inspect.js");
+  // --app filters; the app name from the environment (HEROKU_APP_NAME...) does not.
+  const app = typeof flags.app === "string" ? config.app : undefined;
+  const attempts = await withClient(config, "history", (client) =>
+    readHistory(client, config, { release: config.release, app, limit: config.limit }),
+  );
+  print(reporter, config.json ? JSON.stringify(attempts, null, 2) : formatHistory(attempts));
+  return ExitCode.ok;
+}
+
+async function doctorCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
+  const { config, env } = load(argv, reporter, "inspect");
+  reporter.addSecret(passwordOfUrl(config.databaseUrl));
+  const { runDoctor, formatFindings } = await import("./inspect.js");
+  const findings = await runDoctor(config, env, process.cwd());
+  const failed = findings.some((f) => f.verdict === "fail");
+  print(
+    reporter,
+    config.json
+      ? JSON.stringify({ ok: !failed, findings }, null, 2)
+      : `${formatFindings(findings)}\n\n${failed ? "Some checks failed: fix them before relying on this setup." : "All checks passed."}`,
+  );
+  return failed ? ExitCode.unsafeSetup : ExitCode.ok;
+}
+
+async function serveCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
+  const { config } = load(argv, reporter, "inspect");
+  reporter.addSecret(passwordOfUrl(config.databaseUrl));
+  const { serveReleases } = await import("./serve.js");
+  await withSignals((signal) => serveReleases({ config, reporter, signal }));
+  return ExitCode.ok;
+}
+
+function passwordOfUrl(url: string | undefined): string | undefined {
+  try {
+    return url === undefined ? undefined : decodeURIComponent(new URL(url).password) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Results of read-only commands go to stdout, scrubbed of secrets. */
+function print(reporter: Reporter, text: string): void {
+  process.stdout.write(`${reporter.redact(text)}\n`);
+}
+
 /** Parses argv, runs the chosen command and returns the exit code; never calls process.exit. */
 export async function main(args: string[]): Promise<number> {
-  const reporter = createReporter({ verbose: args.includes("--verbose") });
+  const reporter = createReporter({ verbose: args.includes("--verbose"), json: args.includes("--json") });
   let exitCode: number = ExitCode.ok;
+  const handle =
+    (fn: (argv: Record<string, unknown>, reporter: Reporter) => Promise<number>) =>
+    async (argv: Record<string, unknown>) => {
+      exitCode = await fn(argv, reporter);
+    };
   try {
     await yargs(args)
       .scriptName("release-orchestrator")
@@ -115,7 +195,12 @@ export async function main(args: string[]): Promise<number> {
         "run [command..]",
         "Run the release task (default: migrate) once per release, or wait for the process that does.",
         (y) =>
-          runOptions(y)
+          options("run", y)
+            .positional("command", {
+              type: "string",
+              array: true,
+              describe: "The command to run (after --).",
+            })
             .example("$0 run -- bundle exec rake db:migrate", "Rails, in a Procfile release: line")
             .example(
               "RUN_MIGRATIONS=false $0 run -- python manage.py migrate",
@@ -126,9 +211,34 @@ export async function main(args: string[]): Promise<number> {
               "the command from the environment, run through sh -c",
             )
             .epilog(EXIT_CODES_HELP),
-        async (argv) => {
-          exitCode = await runCommand(argv, reporter);
-        },
+        handle(runCommand),
+      )
+      .command(
+        "status",
+        "Who holds the release lock now, the running attempt and its heartbeat, the latest attempt of each release.",
+        (y) => options("status", y).example("$0 status --json", "the same as JSON"),
+        handle(statusCommand),
+      )
+      .command(
+        "history",
+        "Attempts and the outcomes of the processes that waited on them, newest first.",
+        (y) =>
+          options("history", y)
+            .example("$0 history --release 3f2c1a9", "one release")
+            .example("$0 history --app s-admin --limit 50", "what one app did"),
+        handle(historyCommand),
+      )
+      .command(
+        "doctor",
+        "Check the setup (connection, pooler, TLS, privileges, version, lock, release id, roles); exit 78 when a check fails.",
+        (y) => options("doctor", y),
+        handle(doctorCommand),
+      )
+      .command(
+        "serve",
+        "Serve the release status page (GET /, /api/releases, /healthz) on PORT.",
+        (y) => options("serve", y),
+        handle(serveCommand),
       )
       .demandCommand(1, "Name a command: release-orchestrator run -- <your migrate command>.")
       .strict()
@@ -138,7 +248,7 @@ export async function main(args: string[]): Promise<number> {
       .wrap(Math.min(110, process.stdout.columns || 110))
       .fail((message, error) => {
         if (error) throw error;
-        throw new UsageError(`${message} (see release-orchestrator run --help).`);
+        throw new UsageError(`${message} (see release-orchestrator --help).`);
       })
       .parseAsync();
   } catch (error) {
@@ -150,12 +260,13 @@ export async function main(args: string[]): Promise<number> {
 function reportError(error: unknown, reporter: Reporter): number {
   if (error instanceof ReleaseError) {
     const problems = error instanceof UsageError ? error.problems : [error.message];
-    for (const problem of problems) reporter.error(problem);
+    for (const problem of problems) reporter.error(problem, { event: "error", exitCode: error.exitCode });
     if (error.stack) reporter.debug(error.stack);
     return error.exitCode;
   }
   reporter.error(
     `unexpected failure, this is a bug in release-orchestrator: ${error instanceof Error ? error.message : String(error)}. Please report it with the output of --verbose.`,
+    { event: "error", exitCode: ExitCode.internal },
   );
   if (error instanceof Error && error.stack) reporter.debug(error.stack);
   return ExitCode.internal;

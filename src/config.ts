@@ -37,7 +37,14 @@ export interface Config {
   killGraceMs: number;
   orphanSessions: OrphanPolicy;
   command: Command | undefined;
+  json: boolean;
+  quiet: boolean;
   verbose: boolean;
+  /** history/status: how many attempts; history: release filter; serve: where to listen. */
+  limit: number;
+  release: string | undefined;
+  port: number;
+  host: string;
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -50,6 +57,8 @@ export interface ConfigInput {
   env: Environment;
   /** Variables from the .env file; they apply below `env`. */
   dotenv: Environment;
+  /** `run` needs a command (unless a follower); status, history, doctor and serve only read. Default run. */
+  purpose?: "run" | "inspect";
 }
 
 export type ConfigResult =
@@ -160,7 +169,8 @@ export function parseConfig(input: ConfigInput): ConfigResult {
 
   const effectiveRole = role ?? "auto";
   const followerMode = (values.followerMode as FollowerMode | undefined) ?? "wait";
-  if (command === undefined && effectiveRole !== "follower") {
+  const inspecting = input.purpose === "inspect";
+  if (command === undefined && effectiveRole !== "follower" && !inspecting) {
     errors.push(
       `No command to run as ${effectiveRole}: put it after -- (release-orchestrator run -- npm run migrate) or set RELEASE_COMMAND.`,
     );
@@ -168,7 +178,7 @@ export function parseConfig(input: ConfigInput): ConfigResult {
 
   const databaseUrl = values.databaseUrl as string | undefined;
   if (databaseUrl === undefined) {
-    if (!(effectiveRole === "follower" && followerMode === "skip")) {
+    if (inspecting || !(effectiveRole === "follower" && followerMode === "skip")) {
       errors.push("No database configured: set DATABASE_URL (or RELEASE_DATABASE_URL, or --database-url).");
     }
   } else {
@@ -195,6 +205,12 @@ export function parseConfig(input: ConfigInput): ConfigResult {
     killGraceMs: values.killGrace as number,
     orphanSessions: values.orphanSessions as OrphanPolicy,
     command,
+    limit: Number(values.limit),
+    release: values.release as string | undefined,
+    port: Number(values.port),
+    host: values.host as string,
+    json: values.json as boolean,
+    quiet: values.quiet as boolean,
     verbose: values.verbose as boolean,
   };
   return { ok: true, config, warnings };
@@ -225,9 +241,10 @@ export function loadConfig(
   argvCommand: readonly string[],
   env: Environment = process.env,
   cwd: string = process.cwd(),
+  purpose: "run" | "inspect" = "run",
 ): { config: Config; warnings: string[]; dotenv: Environment } {
   const dotenv = loadDotenv(flags, env, cwd);
-  const result = parseConfig({ flags, argvCommand, env, dotenv });
+  const result = parseConfig({ flags, argvCommand, env, dotenv, purpose });
   if (!result.ok) throw new UsageError(result.errors);
   return { config: result.config, warnings: result.warnings, dotenv };
 }

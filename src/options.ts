@@ -74,6 +74,16 @@ export interface OptionSpec {
   readonly choices?: readonly string[];
   readonly description: string;
   readonly schema: z.ZodType;
+  /** The commands that take this option; all of them when absent. */
+  readonly commands?: readonly CommandName[];
+}
+
+export const COMMANDS = ["run", "status", "history", "doctor", "serve"] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+/** Whether a command takes an option. */
+export function takes(command: CommandName, spec: OptionSpec): boolean {
+  return spec.commands === undefined || spec.commands.includes(command);
 }
 
 export const OPTIONS = [
@@ -227,6 +237,67 @@ export const OPTIONS = [
     description:
       "The command to run when no command follows `--`; run through `sh -c`. Followers do not need one.",
     schema: z.string(),
+  },
+  {
+    key: "limit",
+    flag: "limit",
+    env: [],
+    type: "string",
+    default: "20",
+    description: "How many attempts to show, newest first.",
+    schema: z.string().regex(/^[1-9]\d{0,3}$/, "limit must be a whole number from 1 to 9999"),
+    commands: ["history", "status"],
+  },
+  {
+    key: "release",
+    flag: "release",
+    env: [],
+    type: "string",
+    description: "Show only this release id (a prefix is enough: the 7-character commit).",
+    schema: pattern("release filter", /^[\x21-\x7e]{1,200}$/, "1 to 200 printable characters without spaces"),
+    commands: ["history"],
+  },
+  {
+    key: "port",
+    flag: "port",
+    env: ["PORT"],
+    type: "string",
+    default: "3000",
+    description: "Port of the release status page.",
+    schema: z
+      .string()
+      .regex(/^\d{1,5}$/, "port must be a number from 1 to 65535")
+      .refine((p) => Number(p) >= 1 && Number(p) <= 65535, "port must be a number from 1 to 65535"),
+    commands: ["serve"],
+  },
+  {
+    key: "host",
+    flag: "host",
+    env: ["RELEASE_SERVE_HOST"],
+    type: "string",
+    default: "0.0.0.0",
+    description: "Address the release status page listens on.",
+    schema: pattern("host", /^[A-Za-z0-9.:[\]-]{1,255}$/, "a host name or IP address"),
+    commands: ["serve"],
+  },
+  {
+    key: "json",
+    flag: "json",
+    env: ["RELEASE_JSON"],
+    type: "boolean",
+    default: "false",
+    description:
+      "Machine-readable output: every message of `run` becomes one JSON event per line on stderr (for log drains); status, history and doctor print JSON on stdout.",
+    schema: booleanText("json"),
+  },
+  {
+    key: "quiet",
+    flag: "quiet",
+    env: ["RELEASE_QUIET"],
+    type: "boolean",
+    default: "false",
+    description: "Print only warnings and errors (the command's own output still streams through).",
+    schema: booleanText("quiet"),
   },
   {
     key: "verbose",

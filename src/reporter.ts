@@ -1,29 +1,63 @@
 // What the user sees from the orchestrator itself: one-line messages on stderr, prefixed with
-// "[release] <app>:", scrubbed of secrets. The command's own output never passes through here.
+// "[release] <app>:", scrubbed of secrets; or, with --json, one JSON event per line for log drains.
+// The command's own output never passes through here.
+
+export type Level = "info" | "warn" | "error" | "debug";
+
+/** Structured fields of a message: `event` names it for --json consumers ("waiting", "ran", ...). */
+export type Fields = { event?: string } & Record<string, unknown>;
 
 export interface Reporter {
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-  debug(message: string): void;
+  info(message: string, fields?: Fields): void;
+  warn(message: string, fields?: Fields): void;
+  error(message: string, fields?: Fields): void;
+  debug(message: string, fields?: Fields): void;
+  /**
+   * A progress line while waiting. On a terminal it is redrawn in place; elsewhere (Heroku logs, CI)
+   * it is printed as a plain line, and with --json as a "waiting" event. Callers decide how often.
+   */
+  progress(message: string, fields?: Fields): void;
+  /** Ends an in-place progress line so that the next message starts on a clean line. */
+  endProgress(): void;
+  /** True when progress is redrawn in place (callers refresh it every second rather than every 10 s). */
+  readonly live: boolean;
   /** Adds a secret (a database password) that must never be printed. */
   addSecret(secret: string | undefined): void;
   /** Replaces every known secret in a text; also used for what goes into the ledger. */
   redact(text: string): string;
   setApp(app: string): void;
-  setVerbose(verbose: boolean): void;
+  configure(options: Partial<Pick<ReporterOptions, "verbose" | "json" | "quiet">>): void;
 }
 
 export interface ReporterOptions {
   verbose: boolean;
-  write?: (line: string) => void;
+  json: boolean;
+  quiet: boolean;
+  /** Colour on a terminal unless NO_COLOR is set; default from the environment. */
+  color?: boolean;
+  /** Whether stderr is a terminal; default process.stderr.isTTY. */
+  tty?: boolean;
+  write?: (text: string) => void;
+  now?: () => Date;
 }
 
-export function createReporter(options: ReporterOptions): Reporter {
+const COLORS: Record<Level, string> = { info: "", warn: "\x1b[33m", error: "\x1b[31m", debug: "\x1b[2m" };
+const RESET = "\x1b[0m";
+
+export function createReporter(initial: Partial<ReporterOptions> = {}): Reporter {
+  const options: ReporterOptions = { verbose: false, json: false, quiet: false, ...initial };
+  const tty = options.tty ?? process.stderr.isTTY === true;
+  const color =
+    options.color ??
+    (tty &&
+      (process.env.NO_COLOR === undefined || process.env.NO_COLOR === "") &&
+      process.env.TERM !== "dumb");
+  const write = options.write ?? ((text: string) => process.stderr.write(text));
+  const now = options.now ?? (() => new Date());
   const secrets = new Set<string>();
-  let verbose = options.verbose;
   let app: string | undefined;
-  const write = options.write ?? ((line: string) => process.stderr.write(line));
+  let progressShown = false;
+
   const redact = (text: string) => {
     let out = text;
     for (const secret of secrets) {
@@ -33,17 +67,52 @@ export function createReporter(options: ReporterOptions): Reporter {
     }
     return out;
   };
-  const emit = (level: string, message: string) => {
-    const who = app === undefined ? "" : ` ${app}:`;
-    const tag = level === "" ? "" : ` ${level}:`;
-    write(`${redact(`[release]${who}${tag} ${message}`)}\n`);
+
+  const clearProgress = () => {
+    if (progressShown) {
+      write("\r\x1b[K");
+      progressShown = false;
+    }
   };
+
+  const format = (level: Level, message: string, fields: Fields | undefined): string => {
+    if (options.json) {
+      const { event, ...rest } = fields ?? {};
+      return `${JSON.stringify({ time: now().toISOString(), level, app, event, message, ...rest })}\n`;
+    }
+    const who = app === undefined ? "" : ` ${app}:`;
+    const tag = level === "info" ? "" : ` ${level === "warn" ? "warning" : level}:`;
+    const line = `[release]${who}${tag} ${message}`;
+    return color && COLORS[level] !== "" ? `${COLORS[level]}${line}${RESET}\n` : `${line}\n`;
+  };
+
+  const emit = (level: Level, message: string, fields?: Fields) => {
+    if (level === "debug" && !options.verbose) return;
+    if (level === "info" && options.quiet) return;
+    clearProgress();
+    write(redact(format(level, message, fields)));
+  };
+
   return {
-    info: (message) => emit("", message),
-    warn: (message) => emit("warning", message),
-    error: (message) => emit("error", message),
-    debug: (message) => {
-      if (verbose) emit("debug", message);
+    info: (message, fields) => emit("info", message, fields),
+    warn: (message, fields) => emit("warn", message, fields),
+    error: (message, fields) => emit("error", message, fields),
+    debug: (message, fields) => emit("debug", message, fields),
+    progress: (message, fields) => {
+      if (options.quiet) return;
+      if (tty && !options.json) {
+        const who = app === undefined ? "" : ` ${app}:`;
+        const columns = process.stderr.columns ?? 120;
+        const line = redact(`[release]${who} ${message}`);
+        write(`\r\x1b[K${line.length > columns - 1 ? `${line.slice(0, columns - 2)}…` : line}`);
+        progressShown = true;
+        return;
+      }
+      emit("info", message, { event: "waiting", ...fields });
+    },
+    endProgress: clearProgress,
+    get live() {
+      return tty && !options.json && !options.quiet;
     },
     addSecret: (secret) => {
       if (secret !== undefined && secret.length >= 3) secrets.add(secret);
@@ -52,8 +121,8 @@ export function createReporter(options: ReporterOptions): Reporter {
     setApp: (name) => {
       app = name;
     },
-    setVerbose: (value) => {
-      verbose = value;
+    configure: (changes) => {
+      Object.assign(options, Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)));
     },
   };
 }

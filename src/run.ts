@@ -189,6 +189,7 @@ class Session {
       if (!this.light) this.light = await this.isCrowded(this.client);
       return await this.loop();
     } finally {
+      this.stopProgress();
       this.wake = undefined;
       await this.client?.end().catch(() => {});
     }
@@ -233,7 +234,6 @@ class Session {
     let listening = false;
     let delay = POLL_MIN_MS;
     let lightDelay = LIGHT_POLL_MIN_MS;
-    let lastProgress = 0;
 
     for (;;) {
       let leading = false;
@@ -241,7 +241,10 @@ class Session {
         if (this.input.signal?.aborted) {
           if (lock === "held") await this.release_(client);
           await this.record(client, "interrupted", exitCodeForSignal(this.input.signal.reason), latest?.id);
-          reporter.info(`interrupted by ${String(this.input.signal.reason)} while waiting; nothing was run.`);
+          reporter.info(
+            `interrupted by ${String(this.input.signal.reason)} while waiting; nothing was run.`,
+            this.fields("interrupted", latest?.id, { exitCode: exitCodeForSignal(this.input.signal.reason) }),
+          );
           return this.result("interrupted", exitCodeForSignal(this.input.signal.reason), latest?.id);
         }
         const decision: Decision = decide({
@@ -253,6 +256,7 @@ class Session {
           finishedBeforeStart,
           timedOut: Date.now() >= deadline,
         });
+        if (decision.action !== "wait") this.stopProgress();
         reporter.debug(
           `decision: ${decision.action} (lock ${lock}, latest ${latest ? `#${latest.id} ${latest.status}` : "none"})`,
         );
@@ -284,6 +288,7 @@ class Session {
               waited
                 ? `${this.describeAttempt(decision.attempt)} succeeded; done after waiting ${formatDuration(Date.now() - this.startedMs)}.`
                 : `${config.task} already succeeded for ${this.label} (attempt #${decision.attempt.id} by ${decision.attempt.app}); nothing to do.`,
+              this.fields(waited ? "leader-succeeded" : "already-done", decision.attempt.id, { exitCode: 0 }),
             );
             return this.result(
               waited ? "leader-succeeded" : "already-done",
@@ -302,13 +307,18 @@ class Session {
                   : `ended ${decision.attempt.status}`;
             reporter.error(
               `${this.describeAttempt(decision.attempt)} ${how}; exiting ${ExitCode.leaderFailed}. Fix the cause and retry the release (heroku releases:retry, or re-run the job).`,
+              this.fields("leader-failed", decision.attempt.id, {
+                exitCode: ExitCode.leaderFailed,
+                reason: decision.reason,
+              }),
             );
             return this.result("leader-failed", ExitCode.leaderFailed, decision.attempt.id);
           }
           case "timeout": {
             await this.record(client, "timeout", ExitCode.timeout, decision.on?.id);
             reporter.error(
-              `timed out after ${formatDuration(Date.now() - this.startedMs)} waiting for ${decision.on ? this.describeAttempt(decision.on) : `the lock or a leader for ${config.task} of ${this.label}`}; raise --wait-timeout (RELEASE_WAIT_TIMEOUT) or look at the leader in the ledger (${config.schema}.attempts).`,
+              `timed out after ${formatDuration(Date.now() - this.startedMs)} waiting for ${decision.on ? this.describeAttempt(decision.on) : `the lock or a leader for ${config.task} of ${this.label}`}; raise --wait-timeout (RELEASE_WAIT_TIMEOUT) or look at the leader with release-orchestrator status.`,
+              this.fields("timeout", decision.on?.id, { exitCode: ExitCode.timeout }),
             );
             return this.result("timeout", ExitCode.timeout, decision.on?.id);
           }
@@ -316,10 +326,7 @@ class Session {
             return this.skip();
           case "wait": {
             if (this.light) {
-              if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
-                lastProgress = Date.now();
-                reporter.info(this.progressLine(decision.on, lock, latest));
-              }
+              this.showProgress(decision.on, lock, latest);
               await client.end().catch(() => {});
               this.client = undefined;
               await this.waitForWake(Math.min(lightDelay, Math.max(0, deadline - Date.now())));
@@ -334,10 +341,7 @@ class Session {
               await this.ledger.listen(client);
               listening = true;
             } else {
-              if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
-                lastProgress = Date.now();
-                reporter.info(this.progressLine(decision.on, lock, latest));
-              }
+              this.showProgress(decision.on, lock, latest);
               await this.waitForWake(Math.min(delay, Math.max(0, deadline - Date.now())));
               delay = Math.min(POLL_MAX_MS, delay * 1.5);
             }
@@ -386,6 +390,51 @@ class Session {
       this.wake = done;
       this.input.signal?.addEventListener("abort", done, { once: true });
     });
+  }
+
+  /** Fields of a --json event: what happened, to which release and attempt. */
+  private fields(event: string, attemptId: number | undefined, extra: Record<string, unknown> = {}) {
+    return {
+      event,
+      role: this.config.role,
+      release: this.releaseId ?? null,
+      task: this.config.task,
+      attempt: attemptId ?? null,
+      ...extra,
+    };
+  }
+
+  private progressTimer: NodeJS.Timeout | undefined;
+  private progressView: { on: AttemptView | undefined; lock: LockState; latest: AttemptView | undefined } = {
+    on: undefined,
+    lock: "not-tried",
+    latest: undefined,
+  };
+
+  /** Shows what this process waits for: at once, then every second on a terminal, every 10 s elsewhere. */
+  private showProgress(on: AttemptView | undefined, lock: LockState, latest: AttemptView | undefined): void {
+    this.progressView = { on, lock, latest };
+    if (this.progressTimer !== undefined) return;
+    const show = () => {
+      const view = this.progressView;
+      this.reporter.progress(this.progressLine(view.on, view.lock, view.latest), {
+        ...this.fields("waiting", view.on?.id),
+        holder: view.on
+          ? { app: view.on.app, role: view.on.role, pid: view.on.pid, since: view.on.startedAt }
+          : null,
+        elapsedMs: Date.now() - this.startedMs,
+        leftMs: Math.max(0, this.startedMs + this.config.waitTimeoutMs - Date.now()),
+      });
+    };
+    show();
+    this.progressTimer = setInterval(show, this.reporter.live ? 1000 : PROGRESS_EVERY_MS);
+    this.progressTimer.unref();
+  }
+
+  private stopProgress(): void {
+    if (this.progressTimer !== undefined) clearInterval(this.progressTimer);
+    this.progressTimer = undefined;
+    this.reporter.endProgress();
   }
 
   private describeAttempt(attempt: AttemptView): string {
@@ -474,6 +523,7 @@ class Session {
       });
       reporter.info(
         `${config.role}; running ${config.task} for ${this.label} (attempt #${attempt.id}): ${commandText}`,
+        this.fields("running", attempt.id, { command: commandText }),
       );
       result = await this.execute(client, attempt.id);
       return result;
@@ -612,17 +662,24 @@ class Session {
     if (interruptedBy !== undefined) {
       reporter.info(
         `the command ended after ${interruptedBy} (${describeExit(result)}); attempt #${attemptId} recorded as ${status}.`,
+        this.fields("interrupted", attemptId, { exitCode: exitCodeForSignal(interruptedBy), status }),
       );
       return this.result("interrupted", exitCodeForSignal(interruptedBy), attemptId);
     }
     if (status === "succeeded") {
       reporter.info(
         `${config.task} succeeded for ${this.label} in ${formatDuration(durationMs)} (attempt #${attemptId}).`,
+        this.fields("ran", attemptId, { exitCode: 0, durationMs }),
       );
       return this.result("ran", ExitCode.ok, attemptId);
     }
     reporter.error(
       `${config.task} failed for ${this.label}: the command ${describeExit(result)} (attempt #${attemptId}).`,
+      this.fields("command-failed", attemptId, {
+        exitCode: result.exitCode,
+        signal: result.signal,
+        durationMs,
+      }),
     );
     return this.result("command-failed", result.exitCode, attemptId);
   }

@@ -9,10 +9,10 @@ import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { config as loadDotenvFile } from "dotenv";
 import pg from "pg";
-import { quoteIdent } from "../db.js";
+import { passwordOf, quoteIdent } from "../db.js";
 import { ExitCode } from "../exit-codes.js";
 import { formatDuration } from "../duration.js";
-import { COMMIT_ENV_VARS, fingerprintPaths, shortReleaseId } from "../release-id.js";
+import { COMMIT_ENV_VARS, fingerprintPaths } from "../release-id.js";
 import { createReporter, type Reporter } from "../reporter.js";
 import { isMain } from "./is-main.js";
 import { LocalPostgresError, startLocalPostgres, type LocalPostgres } from "./local-postgres.js";
@@ -23,11 +23,26 @@ const CLI = fileURLToPath(new URL("../cli.js", import.meta.url));
 
 type Environment = Record<string, string | undefined>;
 
-/** True when the arguments for `run` carry their own command (after --) or option. */
-function hasFlag(args: readonly string[], flag: string): boolean {
+/** The options given to `run` (the words before --). */
+function optionWords(args: readonly string[]): readonly string[] {
   const end = args.indexOf("--");
-  const options = end < 0 ? args : args.slice(0, end);
-  return options.some((arg) => arg === `--${flag}` || arg.startsWith(`--${flag}=`));
+  return end < 0 ? args : args.slice(0, end);
+}
+
+/** True when the arguments for `run` carry this option. */
+function hasFlag(args: readonly string[], flag: string): boolean {
+  return optionWords(args).some((arg) => arg === `--${flag}` || arg.startsWith(`--${flag}=`));
+}
+
+/** The value of `--flag value` or `--flag=value` among the arguments for `run`. */
+function flagValue(args: readonly string[], flag: string): string | undefined {
+  const options = optionWords(args);
+  for (let i = 0; i < options.length; i++) {
+    const arg = options[i] ?? "";
+    if (arg.startsWith(`--${flag}=`)) return arg.slice(flag.length + 3);
+    if (arg === `--${flag}`) return options[i + 1];
+  }
+  return undefined;
 }
 
 /**
@@ -156,7 +171,7 @@ export async function release(args: readonly string[], reporter: Reporter): Prom
   const cwd = process.cwd();
   // The orchestrator reads .env itself; we read it first (quietly, below the real environment) to know
   // whether a database is configured, and the child inherits what it says.
-  const envFile = resolve(cwd, process.env.RELEASE_ENV_FILE?.trim() || ".env");
+  const envFile = resolve(cwd, flagValue(args, "dotenv") ?? (process.env.RELEASE_ENV_FILE?.trim() || ".env"));
   if (existsSync(envFile)) loadDotenvFile({ path: envFile, quiet: true });
   // node-pg-migrate loads .env too, with dotenv's banner; the orchestrator has already said what it read.
   const env: Environment = { DOTENV_CONFIG_QUIET: "true", ...process.env };
@@ -198,13 +213,20 @@ export async function release(args: readonly string[], reporter: Reporter): Prom
     delete env.RELEASE_DATABASE_URL;
   }
 
+  const ledgerUrl =
+    flagValue(args, "database-url") ?? (env.RELEASE_DATABASE_URL?.trim() || env.DATABASE_URL?.trim());
+  reporter.addSecret(passwordOf(ledgerUrl));
   try {
     const { code, pid } = await runOrchestrator(args, env);
-    if (server !== undefined && pid !== undefined) {
+    if (ledgerUrl !== undefined && pid !== undefined) {
       try {
         const summary = describeSummary(
-          await readSummary(server.url, env.RELEASE_SCHEMA?.trim() || "release_orchestrator", pid),
-          env.RELEASE_TASK?.trim() || "migrate",
+          await readSummary(
+            ledgerUrl,
+            flagValue(args, "schema") ?? (env.RELEASE_SCHEMA?.trim() || "release_orchestrator"),
+            pid,
+          ),
+          flagValue(args, "task") ?? (env.RELEASE_TASK?.trim() || "migrate"),
         );
         if (summary !== undefined) reporter.info(summary);
       } catch (error) {

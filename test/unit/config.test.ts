@@ -62,9 +62,14 @@ describe("parseConfig", () => {
       "kill-grace": ["1s", "2s", "3s"],
       "orphan-sessions": ["terminate", "wait", "terminate"],
       verbose: ["true", "false", "true"],
+      json: ["true", "false", "true"],
+      port: ["3001", "3002", "3003"],
+      host: ["flag.host", "env.host", "file.host"],
+      quiet: ["true", "false", "true"],
     };
     for (const spec of OPTIONS) {
       if (!("flag" in spec) || spec.flag === undefined) continue;
+      if (spec.env.length === 0) continue; // flag-only options (history filters)
       const sample = samples[spec.flag];
       expect(sample, `a sample for --${spec.flag}`).toBeDefined();
       if (sample === undefined) continue;

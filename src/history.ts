@@ -1,0 +1,249 @@
+// Reading the ledger for people: the lock holder now, running attempts, and the history of attempts
+// with the outcomes of the processes that waited on them. Shared by `status`, `history` and `serve`.
+
+import type pg from "pg";
+import { quoteIdent } from "./db.js";
+import { isMissingLedger } from "./ledger.js";
+import type { LockKey } from "./lock-key.js";
+
+export interface FollowerOutcomeRow {
+  id: number;
+  app: string;
+  host: string;
+  pid: number;
+  role: string;
+  mode: string;
+  outcome: string;
+  exitCode: number;
+  waitedMs: number;
+  recordedAt: string;
+}
+
+export interface AttemptRecord {
+  id: number;
+  releaseId: string | null;
+  task: string;
+  app: string;
+  host: string;
+  pid: number;
+  role: string;
+  command: string | null;
+  status: string;
+  exitCode: number | null;
+  signal: string | null;
+  startedAt: string;
+  heartbeatAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+  outputTail: string | null;
+  followers: FollowerOutcomeRow[];
+}
+
+export interface ReleaseRecord {
+  releaseId: string | null;
+  task: string;
+  /** The app whose attempt succeeded, or whose attempt was the last. */
+  leader: string | null;
+  status: string;
+  startedAt: string;
+  attempts: AttemptRecord[];
+  /** Outcomes of processes that did not run an attempt, not tied to one (skips, timeouts before any attempt). */
+  others: FollowerOutcomeRow[];
+}
+
+export interface HistoryFilter {
+  release?: string | undefined;
+  app?: string | undefined;
+  task?: string | undefined;
+  /** Most recent attempts to return; default 20. */
+  limit?: number | undefined;
+  includeOutput?: boolean | undefined;
+}
+
+interface AttemptRow {
+  id: string;
+  release_id: string | null;
+  task: string;
+  app: string;
+  host: string;
+  pid: number;
+  role: string;
+  command: string | null;
+  status: string;
+  exit_code: number | null;
+  signal: string | null;
+  started_at: Date;
+  heartbeat_at: Date;
+  finished_at: Date | null;
+  duration_ms: number | null;
+  output_tail: string | null;
+}
+
+interface OutcomeRow {
+  id: string;
+  release_id: string | null;
+  task: string;
+  app: string;
+  host: string;
+  pid: number;
+  role: string;
+  mode: string;
+  attempt_id: string | null;
+  outcome: string;
+  exit_code: number;
+  waited_ms: number;
+  recorded_at: Date;
+}
+
+function toOutcome(row: OutcomeRow): FollowerOutcomeRow {
+  return {
+    id: Number(row.id),
+    app: row.app,
+    host: row.host,
+    pid: row.pid,
+    role: row.role,
+    mode: row.mode,
+    outcome: row.outcome,
+    exitCode: row.exit_code,
+    waitedMs: row.waited_ms,
+    recordedAt: row.recorded_at.toISOString(),
+  };
+}
+
+/** Attempts, newest first, each with the outcomes of the processes that waited on it. A missing ledger reads as empty. */
+export async function readAttempts(
+  client: pg.Client,
+  schema: string,
+  filter: HistoryFilter = {},
+): Promise<AttemptRecord[]> {
+  const s = quoteIdent(schema);
+  const limit = Math.max(1, Math.min(1000, filter.limit ?? 20));
+  try {
+    const attempts = await client.query<AttemptRow>(
+      `SELECT id, release_id, task, app, host, pid, role, command, status, exit_code, signal, started_at,
+              heartbeat_at, finished_at, duration_ms, ${filter.includeOutput === false ? "NULL AS output_tail" : "output_tail"}
+         FROM ${s}.attempts
+        WHERE ($1::text IS NULL OR release_id = $1 OR release_id LIKE $1 || '%')
+          AND ($2::text IS NULL OR task = $2)
+          AND ($3::text IS NULL OR app = $3
+               OR id IN (SELECT attempt_id FROM ${s}.follower_outcomes WHERE app = $3 AND attempt_id IS NOT NULL))
+        ORDER BY id DESC
+        LIMIT $4`,
+      [filter.release ?? null, filter.task ?? null, filter.app ?? null, limit],
+    );
+    const ids = attempts.rows.map((row) => row.id);
+    const outcomes = await client.query<OutcomeRow>(
+      `SELECT * FROM ${s}.follower_outcomes WHERE attempt_id = ANY ($1::bigint[]) ORDER BY id`,
+      [ids],
+    );
+    const byAttempt = new Map<string, FollowerOutcomeRow[]>();
+    for (const row of outcomes.rows) {
+      const key = String(row.attempt_id);
+      byAttempt.set(key, [...(byAttempt.get(key) ?? []), toOutcome(row)]);
+    }
+    return attempts.rows.map((row) => ({
+      id: Number(row.id),
+      releaseId: row.release_id,
+      task: row.task,
+      app: row.app,
+      host: row.host,
+      pid: row.pid,
+      role: row.role,
+      command: row.command,
+      status: row.status,
+      exitCode: row.exit_code,
+      signal: row.signal,
+      startedAt: row.started_at.toISOString(),
+      heartbeatAt: row.heartbeat_at.toISOString(),
+      finishedAt: row.finished_at?.toISOString() ?? null,
+      durationMs: row.duration_ms,
+      outputTail: row.output_tail,
+      followers: byAttempt.get(row.id) ?? [],
+    }));
+  } catch (error) {
+    if (isMissingLedger(error)) return [];
+    throw error;
+  }
+}
+
+/** Attempts grouped by release and task, newest release first (for the status page and --json). */
+export async function readReleases(
+  client: pg.Client,
+  schema: string,
+  filter: HistoryFilter = {},
+): Promise<ReleaseRecord[]> {
+  const attempts = await readAttempts(client, schema, { ...filter, limit: filter.limit ?? 100 });
+  const s = quoteIdent(schema);
+  let others: OutcomeRow[] = [];
+  try {
+    others = (
+      await client.query<OutcomeRow>(
+        `SELECT * FROM ${s}.follower_outcomes WHERE attempt_id IS NULL ORDER BY id DESC LIMIT 500`,
+      )
+    ).rows;
+  } catch (error) {
+    if (!isMissingLedger(error)) throw error;
+  }
+  const releases = new Map<string, ReleaseRecord>();
+  for (const attempt of [...attempts].reverse()) {
+    const key = `${attempt.releaseId ?? ""}\u0000${attempt.task}`;
+    const release = releases.get(key) ?? {
+      releaseId: attempt.releaseId,
+      task: attempt.task,
+      leader: null,
+      status: attempt.status,
+      startedAt: attempt.startedAt,
+      attempts: [],
+      others: [],
+    };
+    release.attempts.push(attempt);
+    release.status = release.status === "succeeded" ? "succeeded" : attempt.status;
+    if (attempt.status === "succeeded" || release.leader === null || release.status !== "succeeded") {
+      release.leader = attempt.app;
+    }
+    releases.set(key, release);
+  }
+  for (const row of others) {
+    const release = releases.get(`${row.release_id ?? ""}\u0000${row.task}`);
+    release?.others.push(toOutcome(row));
+  }
+  return [...releases.values()].sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+}
+
+export interface LockHolder {
+  pid: number;
+  applicationName: string | null;
+  state: string | null;
+  backendStart: string | null;
+  stateChange: string | null;
+  clientAddr: string | null;
+}
+
+/** Who holds the advisory lock now, with what pg_stat_activity says of that session. */
+export async function readLockHolder(client: pg.Client, key: LockKey): Promise<LockHolder | undefined> {
+  const result = await client.query<{
+    pid: number;
+    application_name: string | null;
+    state: string | null;
+    backend_start: Date | null;
+    state_change: Date | null;
+    client_addr: string | null;
+  }>(
+    `SELECT l.pid, a.application_name, a.state, a.backend_start, a.state_change, a.client_addr::text
+       FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+        AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid
+      LIMIT 1`,
+    [key.namespace, key.key],
+  );
+  const row = result.rows[0];
+  if (row === undefined) return undefined;
+  return {
+    pid: row.pid,
+    applicationName: row.application_name,
+    state: row.state,
+    backendStart: row.backend_start?.toISOString() ?? null,
+    stateChange: row.state_change?.toISOString() ?? null,
+    clientAddr: row.client_addr,
+  };
+}

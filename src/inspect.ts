@@ -1,0 +1,386 @@
+// Operator commands that only read: `status` (who holds the release now), `history` (what happened),
+// `doctor` (is this setup safe, and what to fix). Each returns plain data; formatting is separate.
+
+import type pg from "pg";
+import type { Config, Environment } from "./config.js";
+import { applicationName, connect, describeTarget, quoteIdent } from "./db.js";
+import { ReleaseError } from "./errors.js";
+import { formatDuration } from "./duration.js";
+import {
+  readAttempts,
+  readLockHolder,
+  type AttemptRecord,
+  type HistoryFilter,
+  type LockHolder,
+} from "./history.js";
+import { tryLock, unlock } from "./lock.js";
+import { deriveLockKey, type LockKey } from "./lock-key.js";
+import { resolveReleaseId } from "./release-id.js";
+
+export async function withClient<T>(
+  config: Config,
+  role: string,
+  fn: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  if (config.databaseUrl === undefined) throw new Error("no database URL");
+  const client = await connect({
+    url: config.databaseUrl,
+    applicationName: applicationName([role]),
+    timeoutMs: config.connectTimeoutMs,
+  });
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- status
+
+export interface StatusReport {
+  lock: { name: string; key: LockKey; holder: LockHolder | null };
+  running: (AttemptRecord & { heartbeatAgeMs: number })[];
+  latest: AttemptRecord[];
+  ledger: { schema: string; exists: boolean };
+  now: string;
+}
+
+export async function readStatus(client: pg.Client, config: Config, limit = 10): Promise<StatusReport> {
+  const key = deriveLockKey(config.lockName);
+  const holder = (await readLockHolder(client, key)) ?? null;
+  const exists = await client.query<{ exists: boolean }>("SELECT to_regclass($1) IS NOT NULL AS exists", [
+    `${quoteIdent(config.schema)}.attempts`,
+  ]);
+  const now =
+    (await client.query<{ now: Date }>("SELECT clock_timestamp() AS now")).rows[0]?.now ?? new Date();
+  const recent = await readAttempts(client, config.schema, { limit: 200, includeOutput: false });
+  const running = recent
+    .filter((a) => a.status === "running")
+    .map((a) => ({ ...a, heartbeatAgeMs: now.getTime() - Date.parse(a.heartbeatAt) }));
+  const seen = new Set<string>();
+  const latest: AttemptRecord[] = [];
+  for (const attempt of recent) {
+    const release = `${attempt.releaseId ?? ""}\u0000${attempt.task}`;
+    if (seen.has(release)) continue;
+    seen.add(release);
+    latest.push(attempt);
+    if (latest.length >= limit) break;
+  }
+  return {
+    lock: { name: config.lockName, key, holder },
+    running,
+    latest,
+    ledger: { schema: config.schema, exists: exists.rows[0]?.exists === true },
+    now: now.toISOString(),
+  };
+}
+
+const time = (iso: string | null) => (iso === null ? "-" : iso.replace("T", " ").slice(0, 19));
+const ago = (now: string, iso: string) => formatDuration(Math.max(0, Date.parse(now) - Date.parse(iso)));
+
+/** A plain table: columns padded to their widest cell. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}
+
+export function formatStatus(report: StatusReport): string {
+  const out: string[] = [];
+  const { holder } = report.lock;
+  const key = `${report.lock.key.namespace}, ${report.lock.key.key}`;
+  if (holder === null) {
+    out.push(`Lock "${report.lock.name}" (key ${key}): free.`);
+  } else {
+    out.push(
+      `Lock "${report.lock.name}" (key ${key}): held by backend pid ${holder.pid}` +
+        (holder.applicationName ? ` (${holder.applicationName})` : "") +
+        (holder.state ? `, ${holder.state}` : "") +
+        (holder.backendStart
+          ? `, connected since ${time(holder.backendStart)} (${ago(report.now, holder.backendStart)})`
+          : "") +
+        (holder.clientAddr ? `, from ${holder.clientAddr}` : "") +
+        ".",
+    );
+  }
+  if (!report.ledger.exists) {
+    out.push(`No ledger yet (schema ${report.ledger.schema}): nothing has run here.`);
+    return out.join("\n");
+  }
+  for (const a of report.running) {
+    out.push(
+      `Running: attempt #${a.id} by ${a.app} (${a.role}, pid ${a.pid} on ${a.host}) of ${a.task} for ${a.releaseId ?? "(unversioned)"}, ` +
+        `since ${time(a.startedAt)} (${ago(report.now, a.startedAt)}), last heartbeat ${formatDuration(a.heartbeatAgeMs)} ago` +
+        (holder === null
+          ? " — nobody holds the lock: its leader is gone, the next run takes over after its lease."
+          : "."),
+    );
+  }
+  if (report.running.length === 0) out.push("Running: nothing.");
+  out.push("", "Latest attempts:");
+  out.push(
+    table(
+      ["RELEASE", "TASK", "ATTEMPT", "APP", "ROLE", "STATUS", "EXIT", "STARTED", "DURATION", "WAITERS"],
+      report.latest.map((a) => [
+        a.releaseId ?? "(unversioned)",
+        a.task,
+        `#${a.id}`,
+        a.app,
+        a.role,
+        a.status,
+        a.exitCode === null ? (a.signal ?? "-") : String(a.exitCode),
+        time(a.startedAt),
+        a.durationMs === null ? "-" : formatDuration(a.durationMs),
+        String(a.followers.length),
+      ]),
+    ),
+  );
+  return out.join("\n");
+}
+
+// --------------------------------------------------------------------------------------------- history
+
+export function formatHistory(attempts: AttemptRecord[]): string {
+  if (attempts.length === 0) return "No attempts recorded.";
+  const rows: string[][] = [];
+  for (const a of attempts) {
+    rows.push([
+      `#${a.id}`,
+      a.releaseId ?? "(unversioned)",
+      a.task,
+      a.app,
+      a.role,
+      a.status,
+      a.exitCode === null ? (a.signal ?? "-") : String(a.exitCode),
+      time(a.startedAt),
+      a.durationMs === null ? "-" : formatDuration(a.durationMs),
+    ]);
+    for (const f of a.followers) {
+      rows.push([
+        "",
+        "",
+        "",
+        `↳ ${f.app}`,
+        f.role,
+        f.outcome,
+        String(f.exitCode),
+        time(f.recordedAt),
+        `waited ${formatDuration(f.waitedMs)}`,
+      ]);
+    }
+  }
+  return table(["ATTEMPT", "RELEASE", "TASK", "APP", "ROLE", "STATUS", "EXIT", "AT", "DURATION"], rows);
+}
+
+export async function readHistory(
+  client: pg.Client,
+  config: Config,
+  filter: HistoryFilter,
+): Promise<AttemptRecord[]> {
+  return readAttempts(client, config.schema, { includeOutput: false, ...filter });
+}
+
+// ---------------------------------------------------------------------------------------------- doctor
+
+export type Verdict = "pass" | "warn" | "fail";
+export interface Finding {
+  check: string;
+  verdict: Verdict;
+  /** One sentence: what was found. */
+  message: string;
+  /** One sentence: what to do; present for warn and fail. */
+  fix?: string;
+}
+
+const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "::1", "[::1]", ""]);
+
+/** Checks the setup: configuration, release id, connection, pooler, TLS, privileges, version, lock. */
+export async function runDoctor(config: Config, env: Environment, cwd: string): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  const add = (check: string, verdict: Verdict, message: string, fix?: string) =>
+    findings.push(fix === undefined ? { check, verdict, message } : { check, verdict, message, fix });
+
+  // Roles
+  const legacy = env.RUN_MIGRATIONS;
+  if (config.role === "follower" && config.followerMode === "skip") {
+    add(
+      "role",
+      "warn",
+      `Role follower in skip mode (from ${config.roleSource}): this app exits at once and may boot before the schema is migrated.`,
+      "Use --follower-mode wait unless this app does not depend on the migration.",
+    );
+  } else if (
+    legacy !== undefined &&
+    legacy !== "" &&
+    env.RELEASE_ROLE !== undefined &&
+    env.RELEASE_ROLE !== ""
+  ) {
+    add("role", "pass", `Role ${config.role}: RELEASE_ROLE and RUN_MIGRATIONS agree.`);
+  } else {
+    add(
+      "role",
+      "pass",
+      `Role ${config.role} (from ${config.roleSource}), follower mode ${config.followerMode}.`,
+    );
+  }
+
+  // Release id
+  try {
+    const release = await resolveReleaseId(config, env, cwd);
+    if (release === undefined) {
+      add(
+        "release id",
+        config.role === "follower" && config.followerMode === "wait" ? "fail" : "warn",
+        "No release id found: runs are unversioned, so every process runs the command in turn.",
+        "Set RELEASE_ID, stamp a .release-id file at build time, or pass --fingerprint db/migrate.",
+      );
+    } else {
+      add("release id", "pass", `Release id ${release.id} (from ${release.source}).`);
+    }
+  } catch (error) {
+    add("release id", "fail", (error as Error).message);
+  }
+
+  // URL hints of a pooler
+  const url = config.databaseUrl ?? "";
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  const pooledByName =
+    parsed !== undefined &&
+    (parsed.port === "6432" ||
+      /pooler|pgbouncer|pool/i.test(parsed.hostname) ||
+      parsed.searchParams.get("pgbouncer") === "true");
+  const poolUrl = env.DATABASE_CONNECTION_POOL_URL;
+  if (poolUrl !== undefined && poolUrl !== "" && poolUrl === url) {
+    add(
+      "pooler",
+      "fail",
+      `The lock URL (${config.databaseUrlSource ?? "database URL"}) is DATABASE_CONNECTION_POOL_URL, a pooled connection.`,
+      "Point RELEASE_DATABASE_URL at the direct DATABASE_URL.",
+    );
+  } else if (pooledByName) {
+    add(
+      "pooler",
+      "warn",
+      `The lock URL (${describeTarget(url)}) looks like a connection pooler (port 6432 or a pooler host name).`,
+      "Use the direct database URL for the lock (RELEASE_DATABASE_URL); the command may keep the pooled one.",
+    );
+  }
+
+  // Connection and everything that needs it
+  let client: pg.Client | undefined;
+  try {
+    client = await connect({
+      url,
+      applicationName: applicationName(["doctor"]),
+      timeoutMs: config.connectTimeoutMs,
+    });
+  } catch (error) {
+    add(
+      "connection",
+      "fail",
+      error instanceof ReleaseError ? error.message : String(error),
+      "Fix the database URL or the network, then run doctor again.",
+    );
+    return findings;
+  }
+  try {
+    const info = (
+      await client.query<{ version: string; num: number; user: string; db: string; ssl: boolean | null }>(
+        `SELECT current_setting('server_version') AS version, current_setting('server_version_num')::int AS num,
+                current_user AS user, current_database() AS db,
+                (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl`,
+      )
+    ).rows[0];
+    if (info === undefined) throw new Error("no answer");
+    add("connection", "pass", `Connected to ${describeTarget(url)} as ${info.user}.`);
+    add(
+      "server version",
+      info.num >= 120000 ? "pass" : info.num >= 90600 ? "warn" : "fail",
+      `PostgreSQL ${info.version}.`,
+      info.num >= 120000 ? undefined : "Upgrade PostgreSQL: release-orchestrator is tested on 12 and later.",
+    );
+
+    const host = parsed?.hostname ?? "";
+    const sslmode = parsed?.searchParams.get("sslmode") ?? env.PGSSLMODE ?? undefined;
+    if (info.ssl === true) {
+      add("tls", "pass", `The connection is encrypted (TLS)${sslmode ? `, sslmode=${sslmode}` : ""}.`);
+    } else if (LOCAL_HOSTS.has(host) || host.startsWith("/")) {
+      add("tls", "pass", "The connection is local and not encrypted, which is fine on this machine.");
+    } else {
+      add(
+        "tls",
+        "warn",
+        `The connection to ${host} is not encrypted.`,
+        "Add sslmode=require to the database URL (on Heroku, node-postgres needs sslmode=no-verify or PGSSLMODE=no-verify, because Heroku's certificates are not signed by a public authority).",
+      );
+    }
+
+    const ledger = await client.query<{ exists: boolean; can_create: boolean; schema_exists: boolean }>(
+      `SELECT to_regclass($1) IS NOT NULL AS exists,
+              has_database_privilege(current_user, current_database(), 'CREATE') AS can_create,
+              EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $2) AS schema_exists`,
+      [`${quoteIdent(config.schema)}.attempts`, config.schema],
+    );
+    const row = ledger.rows[0];
+    if (row?.exists === true) add("ledger", "pass", `The ledger exists in schema ${config.schema}.`);
+    else if (row?.can_create === true || row?.schema_exists === true)
+      add(
+        "ledger",
+        "pass",
+        `The ledger schema ${config.schema} does not exist yet; this user may create it on the first run.`,
+      );
+    else
+      add(
+        "ledger",
+        "fail",
+        `This user may not create the ledger schema ${config.schema}.`,
+        `Create it once as an owner (CREATE SCHEMA ${config.schema} AUTHORIZATION ${info.user}) or grant CREATE on the database.`,
+      );
+
+    const key = deriveLockKey(config.lockName);
+    const holder = await readLockHolder(client, key);
+    if (holder !== undefined) {
+      add(
+        "lock",
+        "pass",
+        `Lock "${config.lockName}" (key ${key.namespace}, ${key.key}) is held now by backend pid ${holder.pid}${holder.applicationName ? ` (${holder.applicationName})` : ""}; the session check runs when it is free.`,
+      );
+    } else {
+      try {
+        const got = await tryLock(client, key);
+        if (got) await unlock(client, key);
+        add(
+          "lock",
+          "pass",
+          `Lock "${config.lockName}" (key ${key.namespace}, ${key.key}) is free, and a session that takes it keeps it (no transaction-mode pooler in between).`,
+        );
+      } catch (error) {
+        add(
+          "pooler",
+          "fail",
+          (error as Error).message,
+          "Point RELEASE_DATABASE_URL at the direct database URL.",
+        );
+      }
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
+  return findings;
+}
+
+export function formatFindings(findings: Finding[]): string {
+  const tag: Record<Verdict, string> = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+  return findings
+    .map((f) => `${tag[f.verdict]}  ${f.check}: ${f.message}${f.fix ? `\n      fix: ${f.fix}` : ""}`)
+    .join("\n");
+}

@@ -1,0 +1,253 @@
+// Operator experience: status, history, doctor, live progress (terminal and logs), --json, --quiet,
+// NO_COLOR; all sharing run's config, errors and exit codes, never printing the password.
+/* eslint-disable no-control-regex -- terminal escape sequences are what these tests look for */
+
+import { join } from "node:path";
+import { execa } from "execa";
+import { describe, expect, inject, it } from "vitest";
+import { useTestDatabase } from "../harness/database.js";
+import { BUMP, CLI, ROOT, cleanEnv, runCli, scratchDir, sleep, startCli } from "../support/cli.js";
+
+const HOLD = join(ROOT, "test/fixtures/hold.mjs");
+const password = inject("pgPassword");
+const db = useTestDatabase("operator");
+
+function noSecret(text: string) {
+  expect(text).not.toContain(password);
+}
+
+describe("status", () => {
+  it("shows who holds the lock, the running attempt and its heartbeat, and the latest attempts; --json too", async () => {
+    const leader = startCli(["run", "--release-id", "st-1", "--", process.execPath, HOLD], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "4000" },
+    });
+    for (let i = 0; i < 100; i++) {
+      if (
+        (
+          await db()
+            .query("SELECT 1 FROM runs")
+            .catch(() => [])
+        ).length > 0
+      )
+        break;
+      await sleep(50);
+    }
+    const text = await runCli(["status"], { env: { DATABASE_URL: db().url } });
+    expect(text.exitCode, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(
+      /Lock "release-orchestrator" \(key \d+, \d+\): held by backend pid \d+ \(release-orchestrator s-app auto st-1\), idle/,
+    );
+    expect(text.stdout).toMatch(
+      /Running: attempt #\d+ by s-app \(auto, pid \d+ on \S+\) of migrate for st-1, since .*, last heartbeat \d+ ms ago\./,
+    );
+    const json = await runCli(["status", "--json"], { env: { DATABASE_URL: db().url } });
+    const report = JSON.parse(json.stdout) as {
+      lock: { holder: { applicationName: string } };
+      running: { app: string; releaseId: string }[];
+    };
+    expect(report.lock.holder.applicationName).toBe("release-orchestrator s-app auto st-1");
+    expect(report.running.map((r) => [r.app, r.releaseId])).toEqual([["s-app", "st-1"]]);
+    expect((await leader.done).exitCode).toBe(0);
+    const after = await runCli(["status"], { env: { DATABASE_URL: db().url } });
+    expect(after.stdout).toMatch(/: free\./);
+    expect(after.stdout).toMatch(/Running: nothing\./);
+    expect(after.stdout).toMatch(/st-1\s+migrate\s+#\d+\s+s-app\s+auto\s+succeeded\s+0/);
+    noSecret(text.stdout + text.stderr + json.stdout + after.stdout);
+  });
+});
+
+describe("history", () => {
+  it("lists attempts with the processes that waited on them; filters by release and app; --json", async () => {
+    const leader = startCli(["run", "--release-id", "hi-1", "--", process.execPath, BUMP], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "1500" },
+    });
+    await sleep(500);
+    const follower = await runCli(["run", "--role", "follower", "--release-id", "hi-1"], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-admin" },
+    });
+    expect(follower.exitCode).toBe(0);
+    expect((await leader.done).exitCode).toBe(0);
+    const failed = await runCli(
+      ["run", "--release-id", "hi-2", "--", "sh", "-c", "echo broken migration >&2; exit 3"],
+      {
+        env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app" },
+      },
+    );
+    expect(failed.exitCode).toBe(3);
+
+    const all = await runCli(["history"], { env: { DATABASE_URL: db().url } });
+    expect(all.exitCode, all.stderr).toBe(0);
+    expect(all.stdout).toMatch(/#\d+\s+hi-2\s+migrate\s+s-app\s+auto\s+failed\s+3/);
+    expect(all.stdout).toMatch(/#\d+\s+hi-1\s+migrate\s+s-app\s+auto\s+succeeded\s+0/);
+    expect(all.stdout).toMatch(/↳ s-admin\s+follower\s+succeeded\s+0\s+\S+ \S+\s+waited \d/);
+
+    const one = await runCli(["history", "--release", "hi-2"], { env: { DATABASE_URL: db().url } });
+    expect(one.stdout).toContain("hi-2");
+    expect(one.stdout).not.toContain("hi-1");
+    const byApp = await runCli(["history", "--app", "s-admin", "--json"], {
+      env: { DATABASE_URL: db().url },
+    });
+    const attempts = JSON.parse(byApp.stdout) as {
+      releaseId: string;
+      followers: { app: string; outcome: string }[];
+    }[];
+    expect(attempts.map((a) => a.releaseId)).toEqual(["hi-1"]);
+    expect(attempts[0]?.followers).toMatchObject([{ app: "s-admin", outcome: "succeeded" }]);
+    const limited = await runCli(["history", "--limit", "1", "--json"], { env: { DATABASE_URL: db().url } });
+    expect((JSON.parse(limited.stdout) as unknown[]).length).toBe(1);
+    const bad = await runCli(["history", "--limit", "lots"], { env: { DATABASE_URL: db().url } });
+    expect(bad.exitCode).toBe(64);
+    expect(bad.stderr).toMatch(/limit must be a whole number from 1 to 9999 \(from --limit\)\./);
+    noSecret(all.stdout + one.stdout + byApp.stdout + bad.stderr);
+  });
+});
+
+describe("doctor", () => {
+  it("passes on a direct local connection and explains each finding; exit 0", async () => {
+    const run = await runCli(["doctor", "--release-id", "doc-1"], { env: { DATABASE_URL: db().url } });
+    expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+    for (const check of ["role", "release id", "connection", "server version", "tls", "ledger", "lock"]) {
+      expect(run.stdout).toMatch(new RegExp(`^PASS  ${check}: `, "m"));
+    }
+    expect(run.stdout).toMatch(/Release id doc-1 \(from --release-id \/ RELEASE_ID\)/);
+    expect(run.stdout).toMatch(/All checks passed\./);
+    noSecret(run.stdout + run.stderr);
+  });
+
+  it("fails (78) with the fix when the user may not create the ledger schema, or the database is unreachable", async () => {
+    const role = `doc_${Date.now()}`;
+    await db().query(`CREATE ROLE ${role} LOGIN PASSWORD 'doctor-pw-123'`);
+    const url = new URL(db().url);
+    await db().query(`GRANT CONNECT ON DATABASE "${url.pathname.slice(1)}" TO ${role}`);
+    url.username = role;
+    url.password = "doctor-pw-123";
+    const run = await runCli(["doctor", "--schema", "doc_ledger", "--release-id", "doc-2"], {
+      env: { DATABASE_URL: url.toString() },
+    });
+    expect(run.exitCode).toBe(78);
+    expect(run.stdout).toMatch(
+      /^FAIL {2}ledger: This user may not create the ledger schema doc_ledger\.\n\s+fix: Create it once as an owner/m,
+    );
+    expect(run.stdout).toMatch(/Some checks failed/);
+    const json = await runCli(["doctor", "--json", "--schema", "doc_ledger", "--release-id", "doc-2"], {
+      env: { DATABASE_URL: url.toString() },
+    });
+    const report = JSON.parse(json.stdout) as { ok: boolean; findings: { check: string; verdict: string }[] };
+    expect(report.ok).toBe(false);
+    expect(report.findings.find((f) => f.check === "ledger")?.verdict).toBe("fail");
+    const down = await runCli(["doctor", "--connect-timeout", "500ms"], {
+      env: { DATABASE_URL: "postgres://u:pw-down-1@127.0.0.1:1/x", RELEASE_ID: "d" },
+    });
+    expect(down.exitCode).toBe(78);
+    expect(down.stdout).toMatch(/^FAIL {2}connection: Nothing accepted connections at 127\.0\.0\.1:1/m);
+    expect(run.stdout + json.stdout + down.stdout + down.stderr).not.toMatch(/doctor-pw-123|pw-down-1/);
+  });
+
+  it("fails when the lock URL is the pooled DATABASE_CONNECTION_POOL_URL", async () => {
+    const run = await runCli(["doctor", "--release-id", "doc-3"], {
+      env: { DATABASE_URL: db().url, DATABASE_CONNECTION_POOL_URL: db().url },
+    });
+    expect(run.exitCode).toBe(78);
+    expect(run.stdout).toMatch(
+      /^FAIL {2}pooler: The lock URL \(DATABASE_URL\) is DATABASE_CONNECTION_POOL_URL/m,
+    );
+  });
+});
+
+describe("progress and output formats", () => {
+  it("without a terminal, a waiting process prints a plain progress line at once and every 10 s", async () => {
+    const leader = startCli(["run", "--release-id", "pg-1", "--", process.execPath, BUMP], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "11000" },
+    });
+    await sleep(700);
+    const follower = await runCli(["run", "--role", "follower", "--release-id", "pg-1"], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-admin" },
+    });
+    await leader.done;
+    const lines = follower.stderr.split("\n").filter((l) => l.includes("waiting for"));
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    expect(lines[0]).toMatch(
+      /^\[release\] s-admin: follower; waiting for s-app \(auto, pid \d+, since \d\d:\d\d:\d\d\) to finish migrate for release pg-1 \.\.\. \d+ ms \(55 m left\)$/,
+    );
+    expect(follower.stderr).not.toContain("\r");
+  }, 30_000);
+
+  it("on a terminal, the progress line is redrawn in place, with colour unless NO_COLOR", async () => {
+    const leader = startCli(["run", "--release-id", "tty-1", "--", process.execPath, BUMP], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "2500" },
+    });
+    await sleep(700);
+    const inTerminal = (extra: Record<string, string>) =>
+      execa(
+        "script",
+        [
+          "-qfec",
+          `${process.execPath} ${CLI} run --role follower --release-id tty-1 --wait-timeout 1s`,
+          "/dev/null",
+        ],
+        {
+          env: cleanEnv({ DATABASE_URL: db().url, RELEASE_APP_NAME: "s-admin", TERM: "xterm", ...extra }),
+          extendEnv: false,
+          reject: false,
+          cwd: scratchDir(),
+        },
+      );
+    const colour = await inTerminal({});
+    expect(colour.exitCode).toBe(75);
+    expect(colour.stdout).toMatch(/\r\x1b\[K\[release\] s-admin: follower; waiting for s-app/);
+    expect(colour.stdout).toContain("\x1b[31m[release] s-admin: error: timed out");
+    const plain = await inTerminal({ NO_COLOR: "1" });
+    expect(plain.stdout).toMatch(/\r\x1b\[K\[release\] s-admin: follower; waiting/);
+    expect(plain.stdout).not.toMatch(/\x1b\[3\dm/);
+    expect((await leader.done).exitCode).toBe(0);
+  });
+
+  it("--json turns every message into one JSON event per line; --quiet keeps only warnings and errors", async () => {
+    const leader = startCli(["run", "--json", "--release-id", "js-1", "--", process.execPath, BUMP], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "1200" },
+    });
+    await sleep(500);
+    const follower = await runCli(["run", "--role", "follower", "--release-id", "js-1"], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-admin", RELEASE_JSON: "true" },
+    });
+    const lead = await leader.done;
+    const events = (text: string) =>
+      text
+        .trim()
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map(
+          (l) =>
+            JSON.parse(l) as { event: string; level: string; app: string; release: string; attempt: number },
+        );
+    expect(
+      lead.stderr
+        .trim()
+        .split("\n")
+        .every((l) => l.startsWith("{")),
+    ).toBe(true);
+    expect(events(lead.stderr).map((e) => e.event)).toEqual(["running", "ran"]);
+    expect(events(follower.stderr).map((e) => e.event)).toEqual(["waiting", "leader-succeeded"]);
+    expect(events(follower.stderr)[1]).toMatchObject({
+      level: "info",
+      app: "s-admin",
+      release: "js-1",
+      role: "follower",
+      exitCode: 0,
+    });
+    const quiet = await runCli(["run", "--quiet", "--", "true"], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "q" },
+    });
+    expect(quiet.exitCode).toBe(0);
+    expect(quiet.stderr.trim().split("\n")).toEqual([
+      expect.stringMatching(/^\[release\] q: warning: No release id found/),
+    ]);
+    const jsonError = await runCli(["run", "--json", "--role", "boss", "--", "true"], { env: {} });
+    expect(jsonError.exitCode).toBe(64);
+    expect(JSON.parse(jsonError.stderr.split("\n")[0]!)).toMatchObject({
+      level: "error",
+      event: "error",
+      exitCode: 64,
+    });
+  });
+});
