@@ -114,10 +114,12 @@ async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Pr
 }
 
 async function statusCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
-  const { config } = load(argv, reporter, "inspect");
+  const { config, env } = load(argv, reporter, "inspect");
   reporter.addSecret(passwordOfUrl(config.databaseUrl));
   const { withClient, readStatus, formatStatus } = await import("./inspect.js");
-  const report = await withClient(config, "status", (client) => readStatus(client, config, config.limit));
+  const report = await withClient(config, env, "status", (client) =>
+    readStatus(client, config, config.limit),
+  );
   print(reporter, config.json ? JSON.stringify(report, null, 2) : formatStatus(report));
   return ExitCode.ok;
 }
@@ -127,12 +129,12 @@ async function historyCommand(
   reporter: Reporter,
   flags = givenFlags(argv),
 ): Promise<number> {
-  const { config } = load(argv, reporter, "inspect");
+  const { config, env } = load(argv, reporter, "inspect");
   reporter.addSecret(passwordOfUrl(config.databaseUrl));
   const { withClient, readHistory, formatHistory } = await import("./inspect.js");
   // --app filters; the app name from the environment (HEROKU_APP_NAME...) does not.
   const app = typeof flags.app === "string" ? config.app : undefined;
-  const attempts = await withClient(config, "history", (client) =>
+  const attempts = await withClient(config, env, "history", (client) =>
     readHistory(client, config, { release: config.release, app, limit: config.limit }),
   );
   print(reporter, config.json ? JSON.stringify(attempts, null, 2) : formatHistory(attempts));

@@ -96,7 +96,7 @@ export function explainConnectError(error: unknown, target: string, tried: strin
     case "28P01":
       return `Password authentication failed for ${target}; check the user and password in the database URL.`;
     case "28000":
-      return `The server refused ${target} (${message}); check the user, pg_hba.conf and the sslmode in the database URL.`;
+      return `The server refused ${target} (${message}); check the user, pg_hba.conf and the sslmode in the database URL (Heroku Postgres requires TLS: set PGSSLMODE=no-verify).`;
     case "3D000":
       return `The database in ${target} does not exist; check the database name in the database URL.`;
     case "42501":
@@ -128,6 +128,24 @@ export interface ConnectOptions {
   /** Called before each retry, for debug output. */
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
   signal?: AbortSignal;
+  /** PGSSLMODE as the user set it, .env included (node-postgres itself only sees the real environment). */
+  sslMode?: string | undefined;
+}
+
+/** node-postgres' reading of PGSSLMODE, for a value that may come from .env; undefined leaves pg's default. */
+export function sslFromMode(
+  url: string,
+  mode: string | undefined,
+): boolean | { rejectUnauthorized: false } | undefined {
+  if (mode === undefined || mode === "") return undefined;
+  try {
+    if (new URL(url).searchParams.has("sslmode")) return undefined; // the URL says it; pg reads it there
+  } catch {
+    return undefined;
+  }
+  if (mode === "disable" || mode === "allow") return false;
+  if (mode === "no-verify") return { rejectUnauthorized: false };
+  return true;
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -145,6 +163,7 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 export async function connect(options: ConnectOptions): Promise<pg.Client> {
   const started = Date.now();
   const target = describeTarget(options.url);
+  const ssl = sslFromMode(options.url, options.sslMode);
   for (let attempt = 1; ; attempt++) {
     const remaining = options.timeoutMs - (Date.now() - started);
     const client = new pg.Client({
@@ -152,6 +171,7 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
       application_name: options.applicationName,
       connectionTimeoutMillis: Math.max(1000, Math.min(10_000, remaining > 0 ? remaining : 10_000)),
       keepAlive: true,
+      ...(ssl === undefined ? {} : { ssl }),
     });
     // An idle client whose server goes away emits 'error'; without a listener Node would crash.
     client.on("error", () => {});

@@ -4,7 +4,6 @@
 import type pg from "pg";
 import { quoteIdent } from "./db.js";
 import { isMissingLedger } from "./ledger.js";
-import type { LockKey } from "./lock-key.js";
 
 export interface FollowerOutcomeRow {
   id: number;
@@ -210,40 +209,5 @@ export async function readReleases(
   return [...releases.values()].sort((a, b) => b.startedAt.localeCompare(a.startedAt));
 }
 
-export interface LockHolder {
-  pid: number;
-  applicationName: string | null;
-  state: string | null;
-  backendStart: string | null;
-  stateChange: string | null;
-  clientAddr: string | null;
-}
-
-/** Who holds the advisory lock now, with what pg_stat_activity says of that session. */
-export async function readLockHolder(client: pg.Client, key: LockKey): Promise<LockHolder | undefined> {
-  const result = await client.query<{
-    pid: number;
-    application_name: string | null;
-    state: string | null;
-    backend_start: Date | null;
-    state_change: Date | null;
-    client_addr: string | null;
-  }>(
-    `SELECT l.pid, a.application_name, a.state, a.backend_start, a.state_change, a.client_addr::text
-       FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-        AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid
-      LIMIT 1`,
-    [key.namespace, key.key],
-  );
-  const row = result.rows[0];
-  if (row === undefined) return undefined;
-  return {
-    pid: row.pid,
-    applicationName: row.application_name,
-    state: row.state,
-    backendStart: row.backend_start?.toISOString() ?? null,
-    stateChange: row.state_change?.toISOString() ?? null,
-    clientAddr: row.client_addr,
-  };
-}
+/** Who holds the lock now (defined with the lock; re-exported for the readers of the ledger). */
+export { readLockHolder, type LockHolder } from "./lock.js";

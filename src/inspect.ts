@@ -6,19 +6,14 @@ import type { Config, Environment } from "./config.js";
 import { applicationName, connect, describeTarget, quoteIdent } from "./db.js";
 import { ReleaseError } from "./errors.js";
 import { formatDuration } from "./duration.js";
-import {
-  readAttempts,
-  readLockHolder,
-  type AttemptRecord,
-  type HistoryFilter,
-  type LockHolder,
-} from "./history.js";
-import { tryLock, unlock } from "./lock.js";
+import { readAttempts, type AttemptRecord, type HistoryFilter } from "./history.js";
+import { proveExclusive, readLockHolder, tryLock, unlock, type LockHolder } from "./lock.js";
 import { deriveLockKey, type LockKey } from "./lock-key.js";
 import { resolveReleaseId } from "./release-id.js";
 
 export async function withClient<T>(
   config: Config,
+  env: Environment,
   role: string,
   fn: (client: pg.Client) => Promise<T>,
 ): Promise<T> {
@@ -27,6 +22,7 @@ export async function withClient<T>(
     url: config.databaseUrl,
     applicationName: applicationName([role]),
     timeoutMs: config.connectTimeoutMs,
+    sslMode: env.PGSSLMODE,
   });
   try {
     return await fn(client);
@@ -356,8 +352,14 @@ export async function runDoctor(config: Config, env: Environment, cwd: string): 
       );
     } else {
       try {
-        const got = await tryLock(client, key);
-        if (got) await unlock(client, key);
+        const lockPid = await tryLock(client, key);
+        if (lockPid !== undefined) {
+          try {
+            await proveExclusive(url, key, lockPid, applicationName(["doctor probe"]));
+          } finally {
+            await unlock(client, key);
+          }
+        }
         add(
           "lock",
           "pass",

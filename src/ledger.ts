@@ -123,17 +123,6 @@ export class Ledger {
     }
   }
 
-  /** The backend pid holding the lock, if any; read-only, for followers and progress lines. */
-  async readLockHolder(client: pg.Client, key: LockKey): Promise<number | undefined> {
-    const result = await client.query<{ pid: number }>(
-      `SELECT pid FROM pg_locks
-        WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objid = $2::bigint::oid
-          AND objsubid = 2 AND granted LIMIT 1`,
-      [key.namespace, key.key],
-    );
-    return result.rows[0]?.pid;
-  }
-
   /** Running attempts of this task, with how long ago they beat and how long their lease lasts. */
   async readRunning(client: pg.Client, task: string, releaseId: string | undefined): Promise<StaleAttempt[]> {
     const result = await client.query<{

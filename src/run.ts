@@ -18,7 +18,7 @@ import { formatDuration } from "./duration.js";
 import { UsageError } from "./errors.js";
 import { ExitCode } from "./exit-codes.js";
 import { attemptApplicationName, Ledger, type AttemptOutcome, type FollowerOutcome } from "./ledger.js";
-import { tryLock, unlock } from "./lock.js";
+import { proveExclusive, readLockHolder, tryLock, unlock } from "./lock.js";
 import { deriveLockKey, type LockKey } from "./lock-key.js";
 import { resolveReleaseId, shortReleaseId, type ReleaseId } from "./release-id.js";
 import type { Reporter } from "./reporter.js";
@@ -151,6 +151,7 @@ class Session {
       timeoutMs,
       busyTimeoutMs,
       signal: this.input.signal,
+      sslMode: this.input.env.PGSSLMODE,
       onRetry: (error, attempt, delay) => {
         // A crowded server: from now on, wait without holding a connection.
         if (isServerBusy(error)) this.light = true;
@@ -225,8 +226,7 @@ class Session {
   private async loop(): Promise<RunResult> {
     const { config, reporter } = this;
     const deadline = this.startedMs + config.waitTimeoutMs;
-    let client = this.client;
-    if (client === undefined) throw new Error("not connected");
+    let client: pg.Client = this.client ?? (await this.open(this.config.connectTimeoutMs));
     let { latest } = await this.ledger.readState(client, config.task, this.releaseId);
     const finishedBeforeStart = latest !== undefined && latest.status !== "running" ? latest.id : undefined;
     let lock: LockState = "not-tried";
@@ -256,17 +256,30 @@ class Session {
           finishedBeforeStart,
           timedOut: Date.now() >= deadline,
         });
-        if (decision.action !== "wait") this.stopProgress();
+        // Waiting goes wait -> take-lock -> wait...; only an end or a run closes the progress line.
+        if (decision.action !== "wait" && decision.action !== "take-lock") this.stopProgress();
         reporter.debug(
           `decision: ${decision.action} (lock ${lock}, latest ${latest ? `#${latest.id} ${latest.status}` : "none"})`,
         );
 
         switch (decision.action) {
           case "take-lock": {
-            if (await tryLock(client, this.key)) {
+            const holder = client;
+            const lockPid = await tryLock(holder, this.key);
+            if (lockPid !== undefined) {
               lock = "held";
-              await this.ledger.ensure(client);
-              ({ latest } = await this.ledger.readState(client, config.task, this.releaseId));
+              const [, state] = await Promise.all([
+                proveExclusive(
+                  this.config.databaseUrl ?? "",
+                  this.key,
+                  lockPid,
+                  applicationName([this.app, "probe"]),
+                ),
+                this.ledger
+                  .ensure(holder)
+                  .then(() => this.ledger.readState(holder, config.task, this.releaseId)),
+              ]);
+              ({ latest } = state);
             } else {
               lock = "busy";
             }
@@ -372,7 +385,7 @@ class Session {
     latest: AttemptView | undefined,
   ): Promise<{ latest: AttemptView | undefined; lock: LockState }> {
     if (latest?.status !== "running") return { latest, lock: "free" };
-    if ((await this.ledger.readLockHolder(client, this.key)) !== undefined) return { latest, lock: "busy" };
+    if ((await readLockHolder(client, this.key)) !== undefined) return { latest, lock: "busy" };
     const reread = await this.ledger.readState(client, this.config.task, this.releaseId);
     return { latest: reread.latest, lock: "free" };
   }

@@ -13,6 +13,8 @@ const NPM_BIN = join(ROOT, "node_modules/node-pg-migrate/bin/node-pg-migrate.js"
 
 function migrationsDir(): string {
   const dir = scratchDir();
+  // The migrations are CommonJS; say so, whatever package.json a parent directory may hold.
+  writeFileSync(join(dir, "package.json"), '{ "type": "commonjs" }\n');
   mkdirSync(join(dir, "migrations"));
   writeFileSync(
     join(dir, "migrations", "1700000000000_create-widgets.js"),

@@ -259,20 +259,26 @@ describe("run: .env", () => {
   });
 });
 
+/** Advisory locks are per database; other test files hold the same key in theirs. */
+const THIS_DB = "database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+
 describe("run: the lock key cannot collide with the tools it wraps", () => {
   it("while the orchestrator holds its lock, Prisma's key and a bigint key with the same bits are still free", async () => {
     const db = await freshDb("keys");
-    const leader = contender(db, "s-app", ["--release-id", "k1"], { SLEEP_MS: "2500" });
+    const leader = contender(db, "s-app", ["--release-id", "k1"], { SLEEP_MS: "6000" });
     let held = false;
-    for (let i = 0; i < 50 && !held; i++) {
+    for (let i = 0; i < 200 && !held; i++) {
       await sleep(100);
       held =
-        (await db.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted"))
-          .length > 0;
+        (
+          await db.query(
+            `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND ${THIS_DB}`,
+          )
+        ).length > 0;
     }
     expect(held).toBe(true);
     const [{ classid, objid }] = (await db.query<{ classid: string; objid: string }>(
-      "SELECT classid::text, objid::text FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted",
+      `SELECT classid::text, objid::text FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND ${THIS_DB}`,
     )) as [{ classid: string; objid: string }];
     // A bigint key whose high and low halves equal our two int4 keys: the same bits, another key space.
     const sameBits = (BigInt(classid) << 32n) | BigInt(objid);

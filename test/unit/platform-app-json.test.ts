@@ -32,8 +32,8 @@ function validator() {
   return new Ajv({ allErrors: true, strict: true }).compile(schema);
 }
 
-/** The system's own variables: every program reads them; they are not configuration. */
-const SYSTEM = new Set(["PATH", "HOME", "LANG"]);
+/** The system's and the terminal's own variables: conventions every program honours, not this tool's configuration. */
+const SYSTEM = new Set(["PATH", "HOME", "LANG", "TERM", "NO_COLOR"]);
 
 /** Names the code reads as `process.env.X`, `env.X`, `env?.X` or `env["X"]`, in the given source files. */
 function envReadsIn(files: readonly string[]): Set<string> {
@@ -136,11 +136,12 @@ describe("app.json", () => {
 
   it("states each option's default in its description, and sets no value that would override the tool's default", () => {
     for (const spec of OPTIONS as readonly OptionSpec[]) {
-      const entry = appJson.env[spec.env[0] ?? ""] as EnvEntry | undefined;
-      if (entry === undefined) throw new Error(`${spec.env[0]} is missing from app.json`);
-      if (spec.default !== undefined)
-        expect(entry.description, spec.env[0]).toContain(`Default: ${spec.default}.`);
-      expect(entry.value, `${spec.env[0]} would be set on every app created from app.json`).toBeUndefined();
+      const name = spec.env[0];
+      if (name === undefined) continue; // a flag only
+      const entry = appJson.env[name] as EnvEntry | undefined;
+      if (entry === undefined) throw new Error(`${name} is missing from app.json`);
+      if (spec.default !== undefined) expect(entry.description, name).toContain(`Default: ${spec.default}.`);
+      expect(entry.value, `${name} would be set on every app created from app.json`).toBeUndefined();
     }
     expect((appJson.env[ENV_FILE_OPTION.env] as EnvEntry).description).toContain(
       `Default: ${ENV_FILE_OPTION.default}.`,

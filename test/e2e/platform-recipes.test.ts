@@ -1,0 +1,132 @@
+// The README's recipes, tried as a new user would: each release command is read from the README's
+// recipe table (so the docs cannot drift), and the ones whose tools this machine has (plain psql,
+// node-pg-migrate) are run for real, two at once, against a real database.
+
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { execa } from "execa";
+import { describe, expect, it } from "vitest";
+import { useTestDatabase } from "../harness/database.js";
+import { CLI, ROOT, cleanEnv, scratchDir } from "../support/cli.js";
+import { appEnv } from "./platform-support.js";
+
+const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+
+/** The recipe table of the README: framework name -> its release command. */
+function recipes(): Map<string, string> {
+  const section = readme.slice(readme.indexOf("## Recipes"), readme.indexOf("<!-- platform:end -->"));
+  const table = new Map<string, string>();
+  for (const line of section.split("\n")) {
+    const match = /^\| ([^|]+?) \| `(npx release-orchestrator run .+?)` \|/.exec(line);
+    if (match?.[1] !== undefined && match[2] !== undefined) table.set(match[1], match[2]);
+  }
+  return table;
+}
+
+/** Splits a one-line shell command into words, honouring single quotes (all the recipes need). */
+function shellWords(command: string): string[] {
+  const words: string[] = [];
+  for (const match of command.matchAll(/'([^']*)'|(\S+)/g)) words.push(match[1] ?? match[2] ?? "");
+  return words;
+}
+
+/** Runs a recipe the way its Procfile line would run, with `npx release-orchestrator` being this checkout's CLI. */
+function runRecipe(command: string, cwd: string, env: Record<string, string | undefined>, app: string) {
+  const words = shellWords(command);
+  expect(words.slice(0, 3)).toEqual(["npx", "release-orchestrator", "run"]);
+  return execa(process.execPath, [CLI, ...words.slice(2)], {
+    cwd,
+    env: cleanEnv(appEnv({ ...env, RELEASE_APP_NAME: app })),
+    extendEnv: false,
+    reject: false,
+    all: true,
+    stdin: "ignore",
+    timeout: 60_000,
+  });
+}
+
+describe("README recipes", () => {
+  const psqlDb = useTestDatabase("platform-recipe-psql");
+  const npmDb = useTestDatabase("platform-recipe-npm");
+  const table = recipes();
+
+  it("has one wrapped release command per framework, each with the framework's own migrate command after --", () => {
+    expect([...table.keys()]).toEqual(["Rails", "Django", "Prisma", "node-pg-migrate", "plain SQL"]);
+    const after = (name: string) => (table.get(name) ?? "").split(" -- ")[1];
+    expect(after("Rails")).toBe("bundle exec rake db:migrate");
+    expect(after("Django")).toBe("python manage.py migrate --noinput");
+    expect(after("Prisma")).toBe("npx prisma migrate deploy");
+    expect(after("node-pg-migrate")).toBe("npx node-pg-migrate up");
+    expect(after("plain SQL")).toMatch(
+      /^sh -c 'psql "\$DATABASE_URL" -v ON_ERROR_STOP=1 --single-transaction -f db\/schema\.sql'$/,
+    );
+  });
+
+  it("plain SQL: two apps at once apply db/schema.sql once; a third run finds it already done", async () => {
+    const recipe = table.get("plain SQL") ?? "";
+    const app = scratchDir();
+    mkdirSync(join(app, "db"));
+    writeFileSync(
+      join(app, "db", "schema.sql"),
+      `CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text NOT NULL);
+SELECT pg_sleep(1);
+INSERT INTO notes (body) VALUES ('applied');
+`,
+    );
+    const env = { DATABASE_URL: psqlDb().url };
+    const runs = await Promise.all(["s-app", "s-admin"].map((name) => runRecipe(recipe, app, env, name)));
+    expect(
+      runs.map((r) => r.exitCode),
+      runs.map((r) => r.all).join("\n---\n"),
+    ).toEqual([0, 0]);
+    expect(await psqlDb().query("SELECT body FROM notes")).toEqual([{ body: "applied" }]);
+    // No git here and no id set: --fingerprint db made the release id the content of db/.
+    expect(runs.map((r) => r.all).join("\n")).toMatch(/for release fp-[0-9a-f]{16}/);
+
+    const again = await runRecipe(recipe, app, env, "s-app");
+    expect(again.exitCode, again.all).toBe(0);
+    expect(again.all).toMatch(/already succeeded/);
+    expect(await psqlDb().query("SELECT count(*)::int AS n FROM notes")).toEqual([{ n: 1 }]);
+  });
+
+  it("plain SQL: ON_ERROR_STOP makes a broken file fail the release, and --single-transaction leaves nothing behind", async () => {
+    const recipe = table.get("plain SQL") ?? "";
+    const app = scratchDir();
+    mkdirSync(join(app, "db"));
+    writeFileSync(join(app, "db", "schema.sql"), "CREATE TABLE half (id int);\nSELECT no_such_function();\n");
+    const run = await runRecipe(recipe, app, { DATABASE_URL: psqlDb().url }, "s-app");
+    expect(run.exitCode, run.all).toBe(3);
+    expect(await psqlDb().query("SELECT to_regclass('half') IS NULL AS absent")).toEqual([{ absent: true }]);
+  });
+
+  it("node-pg-migrate: two apps at once, the migrations run once and both exit 0", async () => {
+    const recipe = table.get("node-pg-migrate") ?? "";
+    const app = scratchDir();
+    // An app with node-pg-migrate installed (npx finds it in node_modules) and one migration.
+    symlinkSync(join(ROOT, "node_modules"), join(app, "node_modules"));
+    writeFileSync(
+      join(app, "package.json"),
+      `${JSON.stringify({ name: "recipe-app", private: true, type: "module" })}\n`,
+    );
+    mkdirSync(join(app, "migrations"));
+    writeFileSync(
+      join(app, "migrations", "1700000000000_widgets.js"),
+      `export const up = (pgm) => {
+  pgm.createTable("widgets", { id: "id" });
+  pgm.sql("SELECT pg_sleep(1)");
+  pgm.sql("INSERT INTO widgets DEFAULT VALUES");
+};
+`,
+    );
+    const env = { DATABASE_URL: npmDb().url, RELEASE_ID: "recipe-1" };
+    const runs = await Promise.all(["s-app", "s-admin"].map((name) => runRecipe(recipe, app, env, name)));
+    const output = runs.map((r) => r.all).join("\n---\n");
+    expect(
+      runs.map((r) => r.exitCode),
+      output,
+    ).toEqual([0, 0]);
+    expect(output).not.toMatch(/Another migration is already running/);
+    expect(output.match(/Migrations complete!/g)).toHaveLength(1);
+    expect(await npmDb().query("SELECT count(*)::int AS n FROM widgets")).toEqual([{ n: 1 }]);
+  });
+});
