@@ -31,6 +31,21 @@ async function freshDb(label: string) {
   return db;
 }
 
+/** Waits until every named app has a session open (it is waiting), so the restart really cuts them. */
+async function connected(db: TestDatabase, apps: string[], ms = 30_000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const rows = await db
+      .query<{ name: string }>(
+        "SELECT application_name AS name FROM pg_stat_activity WHERE datname = current_database()",
+      )
+      .catch(() => [] as { name: string }[]);
+    if (apps.every((app) => rows.some((r) => r.name.startsWith(`release-orchestrator ${app} `)))) return;
+    await sleep(50);
+  }
+  throw new Error(`${apps.join(", ")} never connected`);
+}
+
 async function restart() {
   if (server.restart === undefined) throw new Error("this server kind cannot restart");
   await server.restart(1000);
@@ -61,7 +76,7 @@ describe("PostgreSQL restarts", () => {
     async () => {
       const db = await freshDb("followers");
       const followers = ["f1", "f2"].map((app) => contender(db, app, ["--role", "follower"]));
-      await sleep(1000);
+      await connected(db, ["f1", "f2"]);
       await restart();
       const leader = contender(db, "lead", ["--role", "leader"]);
       const runs = await Promise.all([leader, ...followers].map((s) => s.done));
@@ -73,6 +88,7 @@ describe("PostgreSQL restarts", () => {
         expect(f.stderr).toMatch(/lost the database connection while waiting .*; reconnecting/);
       expect(await db.query("SELECT app FROM runs")).toEqual([{ app: "lead" }]);
     },
+    120_000,
   );
 
   it.runIf(process.env.TEST_DATABASE_URL === undefined)(
@@ -82,7 +98,7 @@ describe("PostgreSQL restarts", () => {
       const leader = contender(db, "lead", ["--role", "leader"], { SLEEP_MS: "30000" });
       await started(db);
       const followers = ["f1", "f2"].map((app) => contender(db, app, ["--role", "follower"]));
-      await sleep(800);
+      await connected(db, ["f1", "f2"]);
       await restart();
       const runs = await Promise.all([leader, ...followers].map((s) => s.done));
       expect(
@@ -91,6 +107,7 @@ describe("PostgreSQL restarts", () => {
       ).toEqual([77, 76, 76]);
       expect(runs[0]!.stderr).toMatch(/the lock session was lost/);
     },
+    120_000,
   );
 
   it.runIf(process.env.TEST_DATABASE_URL === undefined)(
@@ -100,7 +117,7 @@ describe("PostgreSQL restarts", () => {
       const first = contender(db, "a0", [], { SLEEP_MS: "30000" });
       await started(db);
       const others = ["a1", "a2"].map((app) => contender(db, app, []));
-      await sleep(800);
+      await connected(db, ["a1", "a2"]);
       await restart();
       const runs = await Promise.all([first, ...others].map((s) => s.done));
       expect(
@@ -125,5 +142,6 @@ describe("PostgreSQL restarts", () => {
         "succeeded",
       ]);
     },
+    120_000,
   );
 });
