@@ -24,3 +24,6 @@ export { ExitCode } from "./exit-codes.js";
 export * from "./errors.js";
 export { OPTIONS, ROLES, FOLLOWER_MODES, type Role, type FollowerMode, type OptionSpec } from "./options.js";
 export { createReporter, type Reporter } from "./reporter.js";
+export { serveReleases, type ServeOptions } from "./serve.js";
+export { readReleases, readAttempts, type ReleaseRecord, type AttemptRecord } from "./history.js";
+export { readStatus, runDoctor, type StatusReport, type Finding } from "./inspect.js";

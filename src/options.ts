@@ -246,7 +246,7 @@ export const OPTIONS = [
     default: "20",
     description: "How many attempts to show, newest first.",
     schema: z.string().regex(/^[1-9]\d{0,3}$/, "limit must be a whole number from 1 to 9999"),
-    commands: ["history", "status"],
+    commands: ["history", "status", "serve"],
   },
   {
     key: "release",

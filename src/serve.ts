@@ -1,8 +1,19 @@
-// `serve`: the release status page, its JSON API and a health check, on PORT.
+// `serve`: the release status page (GET /), the same data as JSON (GET /api/releases) and a health
+// check (GET /healthz), on PORT. The ledger is read through a small pool that reconnects by itself,
+// so the page keeps working across a database restart; nothing it serves carries the password.
 
-import { createServer } from "node:http";
+import { createHash } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import pg from "pg";
 import type { Config } from "./config.js";
+import { applicationName, describeTarget, explainConnectError, isConnectionLoss } from "./db.js";
+import { formatDuration } from "./duration.js";
+import { UsageError } from "./errors.js";
+import { readLockHolder, readReleases, type ReleaseRecord } from "./history.js";
+import { deriveLockKey } from "./lock-key.js";
 import type { Reporter } from "./reporter.js";
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./serve-page.js";
 
 export interface ServeOptions {
   config: Config;
@@ -11,15 +22,338 @@ export interface ServeOptions {
   signal: AbortSignal;
 }
 
+/** What GET /api/releases returns, and what the page renders. */
+export interface ReleasesResponse {
+  /** The ledger's schema. */
+  schema: string;
+  /** At most this many attempts, newest first, grouped into releases. */
+  limit: number;
+  /** Who holds the release lock now (null: nobody). */
+  lock: {
+    name: string;
+    holder: { pid: number; applicationName: string | null; since: string | null } | null;
+  };
+  /** Newest release first; see ReleaseRecord in history.ts. */
+  releases: ReleaseRecord[];
+}
+
+export const MAX_LIMIT = 1000;
+
+/** `?limit=`: a whole number from 1 to MAX_LIMIT, or the configured default when absent. */
+export function parseLimit(value: string | null, fallback: number): number | { error: string } {
+  if (value === null || value === "") return Math.min(fallback, MAX_LIMIT);
+  if (!/^[1-9]\d{0,3}$/.test(value) || Number(value) > MAX_LIMIT) {
+    return { error: `limit must be a whole number from 1 to ${MAX_LIMIT}` };
+  }
+  return Number(value);
+}
+
+/** Serves until `signal` aborts, then closes the server and the pool. */
 export async function serveReleases(options: ServeOptions): Promise<void> {
-  const server = createServer((_request, response) => {
-    response.writeHead(503, { "content-type": "text/plain" });
-    response.end("not implemented yet\n");
+  const { config, reporter, signal } = options;
+  const status = createStatusServer(config, reporter);
+  try {
+    const address = await listen(status.server, config.port, config.host);
+    const shown = ["0.0.0.0", "::"].includes(address.address) ? "localhost" : address.address;
+    const host = shown.includes(":") ? `[${shown}]` : shown;
+    reporter.info(
+      `release status page on http://${host}:${address.port}/ (listening on ${config.host}:${address.port}; also /api/releases and /healthz)`,
+      { event: "serving", port: address.port },
+    );
+    if (!signal.aborted) {
+      await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+    }
+  } finally {
+    await status.close();
+  }
+}
+
+interface StatusServer {
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** The HTTP server and its pool, not yet listening. */
+export function createStatusServer(config: Config, reporter: Reporter): StatusServer {
+  if (config.databaseUrl === undefined) throw new UsageError("No database configured: set DATABASE_URL.");
+  const ledger = createLedgerReader(config, reporter);
+  const server = createServer((request, response) => {
+    handle(request, response, config, ledger).catch((error: unknown) => {
+      reporter.error(`status page: unexpected failure answering a request: ${(error as Error).message}`);
+      if (!response.headersSent)
+        send(response, request, 500, "text/plain; charset=utf-8", "internal error\n");
+      else response.destroy();
+    });
   });
-  await new Promise<void>((resolve) => server.listen(options.config.port, options.config.host, resolve));
-  options.reporter.info(`release status page on http://${options.config.host}:${options.config.port}/`);
-  await new Promise<void>((resolve) =>
-    options.signal.addEventListener("abort", () => resolve(), { once: true }),
-  );
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  // Slow or idle clients must not keep the process from stopping, nor hold sockets forever.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    close: () =>
+      (closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          if (!server.listening) return resolve();
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        await ledger.end();
+      })()),
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      server.off("listening", onListening);
+      reject(listenError(error, port, host));
+    };
+    const onListening = () => {
+      server.off("error", onError);
+      resolve(server.address() as AddressInfo);
+    };
+    server.once("error", onError);
+    server.once("listening", onListening);
+    server.listen(port, host);
+  });
+}
+
+function listenError(error: NodeJS.ErrnoException, port: number, host: string): Error {
+  switch (error.code) {
+    case "EADDRINUSE":
+      return new UsageError(
+        `Port ${port} on ${host} is already in use; stop the other server or choose another port with --port or PORT.`,
+      );
+    case "EACCES":
+      return new UsageError(
+        `This process may not listen on port ${port}; choose a port above 1023 with --port or PORT.`,
+      );
+    case "EADDRNOTAVAIL":
+    case "ENOTFOUND":
+      return new UsageError(
+        `${host} is not an address of this machine; use --host 0.0.0.0 (all addresses) or one of its own addresses.`,
+      );
+    default:
+      return error;
+  }
+}
+
+// ------------------------------------------------------------------------------------------- routes
+
+const SECURITY_HEADERS = {
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+};
+
+async function handle(
+  request: IncomingMessage,
+  response: ServerResponse,
+  config: Config,
+  ledger: LedgerReader,
+): Promise<void> {
+  let url: URL;
+  try {
+    url = new URL(request.url ?? "/", "http://status.invalid");
+  } catch {
+    send(response, request, 400, "text/plain; charset=utf-8", "bad request: the URL could not be parsed\n");
+    return;
+  }
+  const route = ["/", "/api/releases", "/healthz"].includes(url.pathname) ? url.pathname : undefined;
+  if (route === undefined) {
+    send(
+      response,
+      request,
+      404,
+      "text/plain; charset=utf-8",
+      "not found: this server answers GET /, /api/releases and /healthz\n",
+    );
+    return;
+  }
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    response.setHeader("allow", "GET, HEAD");
+    send(response, request, 405, "text/plain; charset=utf-8", "method not allowed: use GET\n");
+    return;
+  }
+  switch (route) {
+    case "/":
+      response.setHeader("content-security-policy", STATUS_PAGE_CSP);
+      send(response, request, 200, "text/html; charset=utf-8", STATUS_PAGE_HTML);
+      return;
+    case "/healthz": {
+      const health = await ledger.ping();
+      send(
+        response,
+        request,
+        health.ok ? 200 : 503,
+        "text/plain; charset=utf-8",
+        health.ok
+          ? `ok\ndatabase: answered in ${health.ms} ms\n`
+          : "unavailable\ndatabase: does not answer (the server log says why)\n",
+      );
+      return;
+    }
+    case "/api/releases": {
+      const limit = parseLimit(url.searchParams.get("limit"), config.limit);
+      if (typeof limit !== "number") {
+        send(response, request, 400, "application/json", `${JSON.stringify({ error: limit.error })}\n`);
+        return;
+      }
+      const body = await ledger.read(limit);
+      if (body === undefined) {
+        send(
+          response,
+          request,
+          503,
+          "application/json",
+          `${JSON.stringify({ error: "The database does not answer; retrying. The server log says why." })}\n`,
+        );
+        return;
+      }
+      const etag = `W/"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
+      response.setHeader("etag", etag);
+      if (request.headers["if-none-match"] === etag) {
+        send(response, request, 304, undefined, "");
+        return;
+      }
+      send(response, request, 200, "application/json", body);
+      return;
+    }
+  }
+}
+
+function send(
+  response: ServerResponse,
+  request: IncomingMessage,
+  status: number,
+  contentType: string | undefined,
+  body: string,
+): void {
+  response.statusCode = status;
+  for (const [name, value] of Object.entries(SECURITY_HEADERS)) response.setHeader(name, value);
+  // The page and its data change with every release: always revalidate (the ETag makes that cheap).
+  response.setHeader("cache-control", "no-cache");
+  if (contentType !== undefined) response.setHeader("content-type", contentType);
+  if (status !== 304) response.setHeader("content-length", Buffer.byteLength(body));
+  response.end(request.method === "HEAD" || status === 304 ? undefined : body);
+}
+
+// ------------------------------------------------------------------------------------------- ledger
+
+interface LedgerReader {
+  /** The JSON body of /api/releases, or undefined when the database does not answer. */
+  read(limit: number): Promise<string | undefined>;
+  ping(): Promise<{ ok: true; ms: number } | { ok: false }>;
+  end(): Promise<void>;
+}
+
+/**
+ * Reads through a pool of at most 2 sessions. pg.Pool drops a session that errors (a restarted or
+ * terminated backend) and opens a new one on the next request; a query that fails because its pooled
+ * session died is retried once on a fresh one, so a database restart costs no failed request.
+ */
+function createLedgerReader(config: Config, reporter: Reporter): LedgerReader {
+  const url = config.databaseUrl ?? "";
+  const target = describeTarget(url);
+  const pool = new pg.Pool({
+    connectionString: url,
+    application_name: applicationName(["serve"]),
+    max: 2,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: Math.max(1000, Math.min(config.connectTimeoutMs, 5000)),
+    statement_timeout: 10_000,
+    query_timeout: 15_000,
+    keepAlive: true,
+  });
+  // An idle pooled session whose server goes away emits 'error'; the pool drops it. Nothing to do here.
+  pool.on("error", () => {});
+  const key = deriveLockKey(config.lockName);
+  const inFlight = new Map<number, Promise<string | undefined>>();
+  let answering: boolean | undefined;
+
+  /** Logs once when the database stops answering and once when it answers again; never the password. */
+  const track = (error: unknown, startedMs: number): void => {
+    if (error === undefined) {
+      if (answering === false) reporter.info("status page: the database answers again.");
+      answering = true;
+      return;
+    }
+    if (answering !== false) {
+      const why = isConnectionLoss(error)
+        ? explainConnectError(error, target, formatDuration(Date.now() - startedMs))
+        : `Reading the ledger in ${target} failed: ${(error as Error).message}.`;
+      reporter.warn(`status page: ${why} The page shows it and retries by itself.`);
+    }
+    answering = false;
+  };
+
+  async function withPooledClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await pool.connect();
+      try {
+        const result = await fn(client);
+        client.release();
+        return result;
+      } catch (error) {
+        client.release(true);
+        if (attempt === 1 && isConnectionLoss(error)) continue;
+        throw error;
+      }
+    }
+  }
+
+  async function readBody(limit: number): Promise<string | undefined> {
+    const started = Date.now();
+    try {
+      const payload = await withPooledClient(async (client): Promise<ReleasesResponse> => {
+        const releases = await readReleases(client, config.schema, { limit });
+        const holder = await readLockHolder(client, key);
+        return {
+          schema: config.schema,
+          limit,
+          lock: {
+            name: config.lockName,
+            holder:
+              holder === undefined
+                ? null
+                : { pid: holder.pid, applicationName: holder.applicationName, since: holder.backendStart },
+          },
+          releases,
+        };
+      });
+      track(undefined, started);
+      // Output tails were scrubbed by the process that recorded them; scrub again with what this one knows.
+      return JSON.stringify(payload, (_key, value: unknown) =>
+        typeof value === "string" ? reporter.redact(value) : value,
+      );
+    } catch (error) {
+      track(error, started);
+      return undefined;
+    }
+  }
+
+  return {
+    read(limit) {
+      // Viewers that refresh at the same moment share one read.
+      let reading = inFlight.get(limit);
+      if (reading === undefined) {
+        reading = readBody(limit).finally(() => inFlight.delete(limit));
+        inFlight.set(limit, reading);
+      }
+      return reading;
+    },
+    async ping() {
+      const started = Date.now();
+      try {
+        await withPooledClient((client) => client.query("SELECT 1"));
+        track(undefined, started);
+        return { ok: true, ms: Date.now() - started };
+      } catch (error) {
+        track(error, started);
+        return { ok: false };
+      }
+    },
+    end: () => pool.end().catch(() => {}),
+  };
 }

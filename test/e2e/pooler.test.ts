@@ -124,7 +124,7 @@ describe("poolers", () => {
   it("doctor finds the transaction-mode pooler at run time (the URL looks direct) and exits 78", async () => {
     const run = await runCli(["doctor", "--release-id", "pool-2"], { env: { DATABASE_URL: transactionUrl } });
     expect(run.exitCode).toBe(78);
-    expect(run.stdout).toMatch(/^FAIL  pooler: The advisory lock did not stay with this session/m);
+    expect(run.stdout).toMatch(/^FAIL {2}pooler: The advisory lock did not stay with this session/m);
   });
 
   it("with RELEASE_DATABASE_URL direct, the lock is safe and the command keeps the pooled DATABASE_URL", async () => {

@@ -110,9 +110,12 @@ describe("parseProcfile", () => {
     });
   });
 
-  it("finds this repository's release line: the orchestrator around npm run migrate, and no web process", () => {
+  it("finds this repository's release line (the orchestrator around npm run migrate) and the status page as web", () => {
     const types = parseProcfile(readFileSync(join(ROOT, "Procfile"), "utf8"));
-    expect(types).toEqual({ release: "node dist/cli.js run -- npm run migrate" });
+    expect(types).toEqual({
+      release: "node dist/cli.js run -- npm run migrate",
+      web: "node dist/cli.js serve",
+    });
   });
 });
 
