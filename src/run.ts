@@ -187,7 +187,8 @@ class Session {
   async run(): Promise<RunResult> {
     this.client = await this.open(this.config.connectTimeoutMs, this.config.waitTimeoutMs);
     try {
-      if (!this.light) this.light = await this.isCrowded(this.client);
+      // A connection lost here is found again, and handled, by the loop's first read.
+      if (!this.light) this.light = await this.isCrowded(this.client).catch(() => false);
       return await this.loop();
     } finally {
       this.stopProgress();
@@ -227,10 +228,11 @@ class Session {
     const { config, reporter } = this;
     const deadline = this.startedMs + config.waitTimeoutMs;
     let client: pg.Client = this.client ?? (await this.open(this.config.connectTimeoutMs));
-    let { latest } = await this.ledger.readState(client, config.task, this.releaseId);
-    const finishedBeforeStart = latest !== undefined && latest.status !== "running" ? latest.id : undefined;
+    let latest: AttemptView | undefined;
+    let finishedBeforeStart: number | undefined;
+    let firstRead = true;
+    let fresh = true; // a new connection: read the ledger before deciding anything
     let lock: LockState = "not-tried";
-    if (config.role === "follower") ({ latest, lock } = await this.followerView(client, latest));
     let listening = false;
     let delay = POLL_MIN_MS;
     let lightDelay = LIGHT_POLL_MIN_MS;
@@ -238,6 +240,16 @@ class Session {
     for (;;) {
       let leading = false;
       try {
+        if (fresh) {
+          ({ latest } = await this.ledger.readState(client, config.task, this.releaseId));
+          if (firstRead) {
+            finishedBeforeStart = latest !== undefined && latest.status !== "running" ? latest.id : undefined;
+            firstRead = false;
+          }
+          lock = "not-tried";
+          if (config.role === "follower") ({ latest, lock } = await this.followerView(client, latest));
+          fresh = false;
+        }
         if (this.input.signal?.aborted) {
           if (lock === "held") await this.release_(client);
           await this.record(client, "interrupted", exitCodeForSignal(this.input.signal.reason), latest?.id);
@@ -368,9 +380,7 @@ class Session {
         if (leading || !isConnectionLoss(error)) throw error;
         client = await this.reconnect(error, deadline);
         listening = false;
-        ({ latest } = await this.ledger.readState(client, config.task, this.releaseId));
-        if (config.role === "follower") ({ latest, lock } = await this.followerView(client, latest));
-        else lock = "not-tried";
+        fresh = true;
       }
     }
   }

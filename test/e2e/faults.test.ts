@@ -5,25 +5,15 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
-import { afterEach, describe, expect, inject, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "../harness/database.js";
+import { describe, expect, inject, it } from "vitest";
+import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
 import { CLI, ROOT, cleanEnv, runCli, scratchDir, sleep, startCli, type CliRun } from "../support/cli.js";
 
 const HOLD = join(ROOT, "test/fixtures/hold.mjs");
 const SQL = join(ROOT, "test/fixtures/sql.mjs");
 const password = inject("pgPassword");
 
-const dbs: TestDatabase[] = [];
-let failed = false;
-afterEach(async (context) => {
-  failed ||= context.task.result?.state === "fail";
-  if (!failed) while (dbs.length > 0) await dbs.pop()?.drop();
-});
-async function freshDb(label: string): Promise<TestDatabase> {
-  const db = await createTestDatabase(`faults-${label}`);
-  dbs.push(db);
-  return db;
-}
+const freshDb = useFreshDatabases("faults");
 
 interface RunRow {
   app: string;

@@ -2,34 +2,20 @@
 // Waiters reconnect and finish with the right outcome; the leader follows the lost-lock rules (77).
 
 import { join } from "node:path";
-import { afterAll, beforeAll, afterEach, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "../harness/database.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
 import { startPostgres, type PostgresServer } from "../harness/postgres.js";
 import { ROOT, sleep, startCli } from "../support/cli.js";
 
 const HOLD = join(ROOT, "test/fixtures/hold.mjs");
 let server: PostgresServer;
-const dbs: TestDatabase[] = [];
-
 beforeAll(async () => {
   server = await startPostgres({ forceKind: "local" });
 }, 120_000);
 afterAll(async () => {
   await server?.stop();
 });
-afterEach(async () => {
-  while (dbs.length > 0)
-    await dbs
-      .pop()
-      ?.drop()
-      .catch(() => {});
-});
-
-async function freshDb(label: string) {
-  const db = await createTestDatabase(`restart-${label}`, { adminUrl: server.adminUrl });
-  dbs.push(db);
-  return db;
-}
+const freshDb = useFreshDatabases("restart", () => ({ adminUrl: server.adminUrl }));
 
 /** Waits until every named app has a session open (it is waiting), so the restart really cuts them. */
 async function connected(db: TestDatabase, apps: string[], ms = 30_000) {

@@ -3,22 +3,11 @@
 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { createTestDatabase, type TestDatabase } from "../harness/database.js";
+import { describe, expect, it } from "vitest";
+import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
 import { BUMP, runCli, scratchDir, sleep, startCli, type CliRun } from "../support/cli.js";
 
-const dbs: TestDatabase[] = [];
-let failed = false;
-afterEach(async (context) => {
-  failed ||= context.task.result?.state === "fail";
-  if (!failed) while (dbs.length > 0) await dbs.pop()?.drop();
-});
-
-async function freshDb(label: string): Promise<TestDatabase> {
-  const db = await createTestDatabase(`run-${label}`);
-  dbs.push(db);
-  return db;
-}
+const freshDb = useFreshDatabases("run");
 
 interface Counter {
   app: string;

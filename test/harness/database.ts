@@ -1,7 +1,7 @@
 // Per-test databases on the server provided by the e2e globalSetup (see global-setup.ts).
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { afterAll, beforeAll, inject, type RunnerTask } from "vitest";
+import { afterAll, afterEach, beforeAll, inject, type RunnerTask } from "vitest";
 import { redactUrl } from "./postgres.js";
 
 export interface TestDatabase {
@@ -162,6 +162,38 @@ export function useTestDatabase(label: string): () => TestDatabase {
       throw new Error(
         `useTestDatabase(${JSON.stringify(label)}): the database is created in beforeAll; use the getter inside tests/hooks`,
       );
+    return db;
+  };
+}
+
+/**
+ * A fresh database per test: `fresh(label)` creates one named `<prefix>-<label>`; after each test the
+ * test's databases are dropped, unless it failed (then they are kept for the post-mortem, and named).
+ */
+export function useFreshDatabases(
+  prefix: string,
+  options: CreateTestDatabaseOptions | (() => CreateTestDatabaseOptions) = {},
+): (label: string) => Promise<TestDatabase> {
+  const created: TestDatabase[] = [];
+  afterEach(async (context) => {
+    const dbs = created.splice(0);
+    if (context.task.result?.state === "fail") {
+      for (const db of dbs) {
+        await closers.get(db)?.();
+        process.stderr.write(
+          `[pg-harness] keeping database ${db.name} for post-mortem (${context.task.name} failed)\n`,
+        );
+      }
+      return;
+    }
+    for (const db of dbs) await db.drop().catch(() => {});
+  });
+  return async (label) => {
+    const db = await createTestDatabase(
+      `${prefix}-${label}`,
+      typeof options === "function" ? options() : options,
+    );
+    created.push(db);
     return db;
   };
 }
