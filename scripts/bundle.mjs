@@ -1,10 +1,13 @@
-// Bundles the CLI into one file (dist/cli.js): one module to load instead of hundreds makes the
-// release phase start faster. The library (dist/index.js) stays unbundled, as tsc wrote it.
+// Bundles the CLI (dist/cli.js plus chunks loaded on demand): a few modules to load instead of hundreds
+// makes the release phase start faster. The library (dist/index.js) stays unbundled, as tsc wrote it.
 import { build } from "esbuild";
 
 await build({
   entryPoints: ["src/cli.ts"],
-  outfile: "dist/cli.js",
+  outdir: "dist",
+  // Dynamic imports become chunks loaded on demand: a follower never loads execa, --help never loads pg.
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]",
   bundle: true,
   platform: "node",
   format: "esm",

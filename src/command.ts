@@ -6,7 +6,7 @@ import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { constants as osConstants } from "node:os";
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
-import { execa, type ResultPromise } from "execa";
+import type { ResultPromise } from "execa";
 import type { Command } from "./config.js";
 import { UsageError } from "./errors.js";
 
@@ -115,7 +115,8 @@ export interface StartedCommand {
   stop(signal: NodeJS.Signals, graceMs: number): Promise<CommandResult>;
 }
 
-export function startCommand(
+/** Starts the command; execa is loaded only here, so processes that never run a command never load it. */
+export async function startCommand(
   command: Command,
   options: {
     env: Record<string, string | undefined>;
@@ -123,7 +124,8 @@ export function startCommand(
     /** After the command's own process exits, how long what is left of its group gets before SIGKILL. */
     graceMs: number;
   },
-): StartedCommand {
+): Promise<StartedCommand> {
+  const { execa } = await import("execa");
   const [file, args] =
     command.kind === "shell" ? ["sh", ["-c", command.script]] : [command.file, command.args];
   const child: ResultPromise = execa(file, args, {

@@ -3,7 +3,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import { execa } from "execa";
 import type { Config, Environment } from "./config.js";
 import { UsageError } from "./errors.js";
 
@@ -58,6 +57,7 @@ function readIdFile(path: string): string | undefined {
 }
 
 async function gitHead(cwd: string): Promise<string | undefined> {
+  const { execa } = await import("execa");
   const result = await execa("git", ["rev-parse", "HEAD"], {
     cwd,
     reject: false,

@@ -531,6 +531,14 @@ class Session {
     let result: RunResult | undefined;
     try {
       await this.waitOutStaleAttempts(client);
+      if (this.input.signal?.aborted === true) {
+        const code = exitCodeForSignal(this.input.signal.reason);
+        this.reporter.info(
+          `interrupted by ${String(this.input.signal.reason)} before the command started; nothing was run.`,
+          this.fields("interrupted", undefined, { exitCode: code }),
+        );
+        return this.result("interrupted", code);
+      }
       const leaseMs = HEARTBEAT_INTERVAL_MS + HEARTBEAT_TIMEOUT_MS + config.killGraceMs + LEASE_MARGIN_MS;
       const commandText = reporter.redact(describeCommand(command));
       const attempt = await this.ledger.startAttempt(client, {
@@ -604,7 +612,7 @@ class Session {
       RELEASE_ORCHESTRATOR_ATTEMPT_ID: String(attemptId),
       PGAPPNAME: this.input.env.PGAPPNAME ?? attemptApplicationName(attemptId),
     };
-    const started = startCommand(command, { env, cwd: this.input.cwd, graceMs: config.killGraceMs });
+    const started = await startCommand(command, { env, cwd: this.input.cwd, graceMs: config.killGraceMs });
     const startedMs = Date.now();
 
     let lostReason: string | undefined;
@@ -629,7 +637,9 @@ class Session {
       started.signal(interruptedBy as NodeJS.Signals);
       setTimeout(() => stop("SIGKILL"), config.killGraceMs).unref();
     };
-    this.input.signal?.addEventListener("abort", onAbort, { once: true });
+    // A signal that came while the command was being started is forwarded now.
+    if (this.input.signal?.aborted === true) onAbort();
+    else this.input.signal?.addEventListener("abort", onAbort, { once: true });
 
     const commandDone = started.result.then(() => undefined);
     const heartbeat = (async () => {
