@@ -4,6 +4,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { execa, type ResultPromise } from "execa";
+import { inject } from "vitest";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const CLI = join(ROOT, "dist/cli.js");
@@ -51,18 +52,38 @@ export function startCli(args: string[], options: StartOptions = {}): StartedCli
     all: false,
     stripFinalNewline: false,
   });
-  const done = child.then((result) => ({
-    exitCode: result.exitCode ?? -1,
-    stdout: String(result.stdout ?? ""),
-    stderr: String(result.stderr ?? ""),
-    startedAt,
-    exitedAt: Date.now(),
-  }));
+  const done = child.then((result) => {
+    const run = {
+      exitCode: result.exitCode ?? -1,
+      stdout: String(result.stdout ?? ""),
+      stderr: String(result.stderr ?? ""),
+      startedAt,
+      exitedAt: Date.now(),
+    };
+    // Every run of the CLI in every test is scanned: the database password must never be printed.
+    const password = testPassword();
+    if (password !== undefined && `${run.stdout}${run.stderr}`.includes(password)) {
+      throw new Error(
+        `the database password appeared in the output of: release-orchestrator ${args.join(" ")}`,
+      );
+    }
+    return run;
+  });
   return { process: child, done };
 }
 
 export function runCli(args: string[], options: StartOptions = {}): Promise<CliRun> {
   return startCli(args, options).done;
+}
+
+/** The test server's password (from the e2e global setup), if any. */
+function testPassword(): string | undefined {
+  try {
+    const password = inject("pgPassword");
+    return password.length >= 4 ? password : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
