@@ -93,33 +93,51 @@ export class Ledger {
   }
 
   /**
-   * Reads the database clock and the attempt that matters for this release and task (a succeeded
-   * one if any, else the latest) in one round trip. A missing ledger reads as no attempt.
+   * Reads the attempt that matters for this release and task (a succeeded one if any, else the latest)
+   * in one round trip. A missing ledger reads as no attempt. With `recordIfDone`, the same statement
+   * records that outcome as "already-done" when that attempt succeeded: a process that arrives after
+   * the release needs one round trip to decide and record.
    */
   async readState(
     client: pg.Client,
     task: string,
     releaseId: string | undefined,
-  ): Promise<{ now: Date; latest: AttemptView | undefined }> {
+    recordIfDone?: Omit<FollowerOutcome, "releaseId" | "task" | "attemptId" | "outcome" | "exitCode">,
+  ): Promise<{ latest: AttemptView | undefined; recordedDone: boolean }> {
+    const record = recordIfDone !== undefined && releaseId !== undefined;
     try {
-      const result = await client.query<AttemptRow & { now: Date }>(
-        `SELECT clock_timestamp() AS now, a.*
-           FROM (SELECT 1) AS one
-           LEFT JOIN LATERAL (
-             SELECT id, status, app, pid, host, role, started_at, finished_at, exit_code
-               FROM ${this.s}.attempts
-              WHERE task = $1 AND release_id IS NOT DISTINCT FROM $2
-              ORDER BY (status = 'succeeded') DESC, id DESC
-              LIMIT 1) AS a ON true`,
-        [task, releaseId ?? null],
+      const result = await client.query<AttemptRow & { recorded: number }>(
+        `WITH a AS (
+           SELECT id, status, app, pid, host, role, started_at, finished_at, exit_code
+             FROM ${this.s}.attempts
+            WHERE task = $1 AND release_id IS NOT DISTINCT FROM $2
+            ORDER BY (status = 'succeeded') DESC, id DESC
+            LIMIT 1),
+         recorded AS (
+           INSERT INTO ${this.s}.follower_outcomes
+                  (release_id, task, app, host, pid, role, mode, attempt_id, outcome, exit_code, waited_ms)
+           SELECT $2, $1, $3, $4, $5, $6, $7, a.id, 'already-done', 0, $8 FROM a
+            WHERE $9::boolean AND a.status = 'succeeded'
+           RETURNING id)
+         SELECT a.*, (SELECT count(*)::int FROM recorded) AS recorded FROM (SELECT 1) AS one LEFT JOIN a ON true`,
+        [
+          task,
+          releaseId ?? null,
+          recordIfDone?.app ?? "",
+          recordIfDone?.host ?? "",
+          recordIfDone?.pid ?? 0,
+          recordIfDone?.role ?? "",
+          recordIfDone?.mode ?? "",
+          Math.round(recordIfDone?.waitedMs ?? 0),
+          record,
+        ],
       );
       const row = result.rows[0];
-      if (row === undefined) throw new Error("clock query returned no row");
-      return { now: row.now, latest: row.id === null ? undefined : toView(row) };
+      if (row === undefined) throw new Error("the ledger query returned no row");
+      return { latest: row.id === null ? undefined : toView(row), recordedDone: row.recorded > 0 };
     } catch (error) {
       if (!isMissingLedger(error)) throw error;
-      const result = await client.query<{ now: Date }>("SELECT clock_timestamp() AS now");
-      return { now: result.rows[0]?.now ?? new Date(), latest: undefined };
+      return { latest: undefined, recordedDone: false };
     }
   }
 

@@ -187,8 +187,6 @@ class Session {
   async run(): Promise<RunResult> {
     this.client = await this.open(this.config.connectTimeoutMs, this.config.waitTimeoutMs);
     try {
-      // A connection lost here is found again, and handled, by the loop's first read.
-      if (!this.light) this.light = await this.isCrowded(this.client).catch(() => false);
       return await this.loop();
     } finally {
       this.stopProgress();
@@ -234,6 +232,8 @@ class Session {
     let fresh = true; // a new connection: read the ledger before deciding anything
     let lock: LockState = "not-tried";
     let listening = false;
+    let recordedDone = false;
+    let checkedCrowd = false;
     let delay = POLL_MIN_MS;
     let lightDelay = LIGHT_POLL_MIN_MS;
 
@@ -241,7 +241,15 @@ class Session {
       let leading = false;
       try {
         if (fresh) {
-          ({ latest } = await this.ledger.readState(client, config.task, this.releaseId));
+          // The first read also records "already-done" when the release already succeeded (one round trip).
+          const state = await this.ledger.readState(
+            client,
+            config.task,
+            this.releaseId,
+            firstRead ? this.outcomeBase() : undefined,
+          );
+          latest = state.latest;
+          recordedDone ||= state.recordedDone;
           if (firstRead) {
             finishedBeforeStart = latest !== undefined && latest.status !== "running" ? latest.id : undefined;
             firstRead = false;
@@ -303,12 +311,14 @@ class Session {
           case "done": {
             if (lock === "held") await this.release_(client);
             const waited = decision.reason === "leader-succeeded";
-            await this.record(
-              client,
-              waited ? "succeeded" : "already-done",
-              ExitCode.ok,
-              decision.attempt.id,
-            );
+            if (waited || !recordedDone) {
+              await this.record(
+                client,
+                waited ? "succeeded" : "already-done",
+                ExitCode.ok,
+                decision.attempt.id,
+              );
+            }
             reporter.info(
               waited
                 ? `${this.describeAttempt(decision.attempt)} succeeded; done after waiting ${formatDuration(Date.now() - this.startedMs)}.`
@@ -350,6 +360,10 @@ class Session {
           case "skip":
             return this.skip();
           case "wait": {
+            if (!checkedCrowd) {
+              checkedCrowd = true;
+              if (!this.light) this.light = await this.isCrowded(client);
+            }
             if (this.light) {
               this.showProgress(decision.on, lock, latest);
               await client.end().catch(() => {});
@@ -483,6 +497,18 @@ class Session {
     return `${this.config.role}; waiting for ${holder} to finish ${this.config.task} for ${this.label}${before} ... ${elapsed} (${left} left)`;
   }
 
+  /** Who this process is, for the ledger's follower outcomes. */
+  private outcomeBase() {
+    return {
+      app: this.app,
+      host: this.host,
+      pid: process.pid,
+      role: this.config.role,
+      mode: this.config.followerMode,
+      waitedMs: Date.now() - this.startedMs,
+    };
+  }
+
   /** Records what a process that did not run the command ended with; never hides the real outcome. */
   private async record(
     client: pg.Client,
@@ -492,17 +518,12 @@ class Session {
   ): Promise<void> {
     try {
       await this.ledger.recordFollowerOutcome(client, {
+        ...this.outcomeBase(),
         releaseId: this.releaseId,
         task: this.config.task,
-        app: this.app,
-        host: this.host,
-        pid: process.pid,
-        role: this.config.role,
-        mode: this.config.followerMode,
         attemptId,
         outcome,
         exitCode,
-        waitedMs: Date.now() - this.startedMs,
       });
     } catch (error) {
       this.reporter.warn(
