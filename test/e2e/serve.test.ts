@@ -13,7 +13,11 @@ import { startPostgres } from "../harness/postgres.js";
 import { BUMP, ROOT, scratchDir, sleep, startCli, type StartedCli } from "../support/cli.js";
 
 const CHROMIUM = "/usr/bin/chromium";
-const SCREENSHOT = join(ROOT, "docs/status-page.png");
+// Every run saves the page to test-output/ (git-ignored); UPDATE_SCREENSHOTS=1 also refreshes the README's copy.
+const SCREENSHOTS = [
+  join(ROOT, "test-output/status-page.png"),
+  ...(process.env.UPDATE_SCREENSHOTS === "1" ? [join(ROOT, "docs/status-page.png")] : []),
+];
 const SHA = "3f2c1a9e5b7d4c2a8e1f0b9d6c5a4e3f2d1c0b9a";
 /** What the failing migration prints: markup that must be shown as text, never run. */
 const HOSTILE = `-- add_column(:users, :bio_html, :text, default: "<script>window.__pwned = 1</script><img src=x onerror=window.__pwned=2>")`;
@@ -346,7 +350,7 @@ describe("serve: the release status page", () => {
     );
     expect(await lane("e41f9b2", "s-app").innerText()).toMatch(/running for \d/);
     mkdirSync(join(ROOT, "docs"), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT });
+    for (const path of SCREENSHOTS) await page.screenshot({ path });
     expect((await leader.done).exitCode).toBe(0);
     expect((await follower.done).exitCode).toBe(0);
     await page.locator('section.release[data-release="e41f9b2"][data-status="succeeded"]').waitFor({
