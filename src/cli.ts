@@ -2,13 +2,13 @@
 // The command line: yargs reads argv and calls the library; one catch at the top maps errors to exit codes.
 
 import { readFileSync } from "node:fs";
-import yargs, { type Argv } from "yargs";
-import { hideBin } from "yargs/helpers";
+import type { Argv } from "yargs";
 import { loadConfig, type Config, type Environment } from "./config.js";
 import { ReleaseError, UsageError } from "./errors.js";
 import { ExitCode } from "./exit-codes.js";
 import { ENV_FILE_OPTION, OPTIONS, takes, type CommandName, type OptionSpec } from "./options.js";
 import { createReporter, type Reporter } from "./reporter.js";
+import { parseRunFast } from "./run-args.js";
 
 const VERSION = (
   JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
@@ -248,6 +248,15 @@ const COMMAND_DEFINITIONS: CommandDefinition[] = [
 /** Parses argv, runs the chosen command and returns the exit code; never calls process.exit. */
 export async function main(args: string[]): Promise<number> {
   const reporter = createReporter({ verbose: args.includes("--verbose"), json: args.includes("--json") });
+  const fast = parseRunFast(args);
+  if (fast !== undefined) {
+    try {
+      return await runCommand(fast, reporter);
+    } catch (error) {
+      return reportError(error, reporter);
+    }
+  }
+  const { default: yargs } = await import("yargs");
   let exitCode: number = ExitCode.ok;
   const handle = (definition: CommandDefinition) => async (argv: Record<string, unknown>) => {
     exitCode = await definition.handler(argv, reporter);
@@ -307,5 +316,5 @@ function reportError(error: unknown, reporter: Reporter): number {
   return ExitCode.internal;
 }
 
-const code = await main(hideBin(process.argv));
+const code = await main(process.argv.slice(2));
 process.exitCode = code;

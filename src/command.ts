@@ -115,6 +115,13 @@ export interface StartedCommand {
   stop(signal: NodeJS.Signals, graceMs: number): Promise<CommandResult>;
 }
 
+let execaModule: Promise<typeof import("execa")> | undefined;
+/** Loads execa once; a leader starts it early, so that it loads while the database answers. */
+export function loadExeca(): Promise<typeof import("execa")> {
+  execaModule ??= import("execa");
+  return execaModule;
+}
+
 /** Starts the command; execa is loaded only here, so processes that never run a command never load it. */
 export async function startCommand(
   command: Command,
@@ -125,7 +132,7 @@ export async function startCommand(
     graceMs: number;
   },
 ): Promise<StartedCommand> {
-  const { execa } = await import("execa");
+  const { execa } = await loadExeca();
   const [file, args] =
     command.kind === "shell" ? ["sh", ["-c", command.script]] : [command.file, command.args];
   const child: ResultPromise = execa(file, args, {

@@ -3,7 +3,7 @@
 
 import { hostname } from "node:os";
 import type pg from "pg";
-import { checkCommand, describeCommand, startCommand, type CommandResult } from "./command.js";
+import { checkCommand, describeCommand, loadExeca, startCommand, type CommandResult } from "./command.js";
 import type { Config, Environment } from "./config.js";
 import {
   applicationName,
@@ -97,8 +97,10 @@ export async function runRelease(input: RunInput): Promise<RunResult> {
   } else {
     reporter.debug(`release id ${release.id} from ${release.source}`);
   }
-  if (config.role !== "follower" && config.command !== undefined)
+  if (config.role !== "follower" && config.command !== undefined) {
     checkCommand(config.command, input.env, input.cwd);
+    void loadExeca(); // likely needed soon: load it while the database answers
+  }
 
   const session = new Session(input, app, release);
   if (config.role === "follower" && config.followerMode === "skip") return session.skip();
