@@ -13,8 +13,12 @@ const pgOnNode = {
   setup(build) {
     build.onLoad({ filter: /pg[\\/]lib[\\/]stream\.js$/ }, async (args) => {
       const source = await readFile(args.path, "utf8");
-      const patched = source.replace("function isCloudflareRuntime() {", "function isCloudflareRuntime() {\n  return false;");
-      if (patched === source) throw new Error("pg-on-node: pg/lib/stream.js changed; update scripts/bundle.mjs");
+      const patched = source.replace(
+        "function isCloudflareRuntime() {",
+        "function isCloudflareRuntime() {\n  return false;",
+      );
+      if (patched === source)
+        throw new Error("pg-on-node: pg/lib/stream.js changed; update scripts/bundle.mjs");
       return { contents: patched, loader: "js" };
     });
   },

@@ -24,7 +24,7 @@ function viaYargs(args: string[]): { flags: Record<string, unknown>; words: stri
           .positional("command", { type: "string", array: true });
       },
       (parsed) => {
-        argv = parsed as Record<string, unknown>;
+        argv = parsed;
       },
     )
     .strict()
