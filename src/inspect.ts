@@ -74,6 +74,21 @@ export async function readStatus(client: pg.Client, config: Config, limit = 10):
 const time = (iso: string | null) => (iso === null ? "-" : iso.replace("T", " ").slice(0, 19));
 const ago = (now: string, iso: string) => formatDuration(Math.max(0, Date.parse(now) - Date.parse(iso)));
 
+/** An attempt's cells, as the status and history tables show them. */
+function cells(a: AttemptRecord) {
+  return {
+    id: `#${a.id}`,
+    release: a.releaseId ?? "(unversioned)",
+    task: a.task,
+    app: a.app,
+    role: a.role,
+    status: a.status,
+    exit: a.exitCode === null ? (a.signal ?? "-") : String(a.exitCode),
+    started: time(a.startedAt),
+    duration: a.durationMs === null ? "-" : formatDuration(a.durationMs),
+  };
+}
+
 /** A plain table: columns padded to their widest cell. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -121,18 +136,21 @@ export function formatStatus(report: StatusReport): string {
   out.push(
     table(
       ["RELEASE", "TASK", "ATTEMPT", "APP", "ROLE", "STATUS", "EXIT", "STARTED", "DURATION", "WAITERS"],
-      report.latest.map((a) => [
-        a.releaseId ?? "(unversioned)",
-        a.task,
-        `#${a.id}`,
-        a.app,
-        a.role,
-        a.status,
-        a.exitCode === null ? (a.signal ?? "-") : String(a.exitCode),
-        time(a.startedAt),
-        a.durationMs === null ? "-" : formatDuration(a.durationMs),
-        String(a.followers.length),
-      ]),
+      report.latest.map((a) => {
+        const c = cells(a);
+        return [
+          c.release,
+          c.task,
+          c.id,
+          c.app,
+          c.role,
+          c.status,
+          c.exit,
+          c.started,
+          c.duration,
+          String(a.followers.length),
+        ];
+      }),
     ),
   );
   return out.join("\n");
@@ -144,17 +162,8 @@ export function formatHistory(attempts: AttemptRecord[]): string {
   if (attempts.length === 0) return "No attempts recorded.";
   const rows: string[][] = [];
   for (const a of attempts) {
-    rows.push([
-      `#${a.id}`,
-      a.releaseId ?? "(unversioned)",
-      a.task,
-      a.app,
-      a.role,
-      a.status,
-      a.exitCode === null ? (a.signal ?? "-") : String(a.exitCode),
-      time(a.startedAt),
-      a.durationMs === null ? "-" : formatDuration(a.durationMs),
-    ]);
+    const c = cells(a);
+    rows.push([c.id, c.release, c.task, c.app, c.role, c.status, c.exit, c.started, c.duration]);
     for (const f of a.followers) {
       rows.push([
         "",
