@@ -3,7 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import type { Argv } from "yargs";
-import { loadConfig, type Config, type Environment } from "./config.js";
+import { loadConfig, passwordOf, type Config, type Environment } from "./config.js";
 import { ReleaseError, UsageError } from "./errors.js";
 import { ExitCode } from "./exit-codes.js";
 import { ENV_FILE_OPTION, OPTIONS, takes, type CommandName, type OptionSpec } from "./options.js";
@@ -83,6 +83,7 @@ function load(argv: Record<string, unknown>, reporter: Reporter, purpose: "run" 
     purpose,
   );
   reporter.configure({ verbose: config.verbose, json: config.json, quiet: config.quiet });
+  reporter.addSecret(passwordOf(config.databaseUrl));
   for (const warning of warnings) reporter.warn(warning);
   return { config, env: { ...dotenv, ...process.env }, flags };
 }
@@ -115,7 +116,6 @@ async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Pr
 
 async function statusCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const { config, env } = load(argv, reporter, "inspect");
-  reporter.addSecret(passwordOfUrl(config.databaseUrl));
   const { withClient, readStatus, formatStatus } = await import("./inspect.js");
   const report = await withClient(config, env, "status", (client) =>
     readStatus(client, config, config.limit),
@@ -124,13 +124,8 @@ async function statusCommand(argv: Record<string, unknown>, reporter: Reporter):
   return ExitCode.ok;
 }
 
-async function historyCommand(
-  argv: Record<string, unknown>,
-  reporter: Reporter,
-  flags = givenFlags(argv),
-): Promise<number> {
-  const { config, env } = load(argv, reporter, "inspect");
-  reporter.addSecret(passwordOfUrl(config.databaseUrl));
+async function historyCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
+  const { config, env, flags } = load(argv, reporter, "inspect");
   const { withClient, readHistory, formatHistory } = await import("./inspect.js");
   // --app filters; the app name from the environment (HEROKU_APP_NAME...) does not.
   const app = typeof flags.app === "string" ? config.app : undefined;
@@ -143,7 +138,6 @@ async function historyCommand(
 
 async function doctorCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const { config, env } = load(argv, reporter, "inspect");
-  reporter.addSecret(passwordOfUrl(config.databaseUrl));
   const { runDoctor, formatFindings } = await import("./inspect.js");
   const findings = await runDoctor(config, env, process.cwd());
   const failed = findings.some((f) => f.verdict === "fail");
@@ -158,18 +152,9 @@ async function doctorCommand(argv: Record<string, unknown>, reporter: Reporter):
 
 async function serveCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const { config } = load(argv, reporter, "inspect");
-  reporter.addSecret(passwordOfUrl(config.databaseUrl));
   const { serveReleases } = await import("./serve.js");
   await withSignals((signal) => serveReleases({ config, reporter, signal }));
   return ExitCode.ok;
-}
-
-function passwordOfUrl(url: string | undefined): string | undefined {
-  try {
-    return url === undefined ? undefined : decodeURIComponent(new URL(url).password) || undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Results of read-only commands go to stdout, scrubbed of secrets. */
@@ -226,7 +211,7 @@ const COMMAND_DEFINITIONS: CommandDefinition[] = [
       options("history", y)
         .example("release-orchestrator history --release 3f2c1a9", "one release")
         .example("release-orchestrator history --app s-admin --limit 50", "what one app did"),
-    handler: (argv, reporter) => historyCommand(argv, reporter),
+    handler: historyCommand,
   },
   {
     name: "doctor",

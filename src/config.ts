@@ -99,6 +99,17 @@ function lookupEnv(name: string, input: ConfigInput): Found | undefined {
   return undefined;
 }
 
+/** The password in a database URL, so that output can be scrubbed of it. */
+export function passwordOf(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    const password = decodeURIComponent(new URL(url).password);
+    return password === "" ? undefined : password;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Checks a database URL without ever echoing it (it may hold a password). */
 export function checkDatabaseUrl(url: string, source: string): string | undefined {
   let parsed: URL;

@@ -19,17 +19,6 @@ export function describeTarget(url: string): string {
   }
 }
 
-/** The password in a database URL, so that output can be scrubbed of it. */
-export function passwordOf(url: string | undefined): string | undefined {
-  if (url === undefined) return undefined;
-  try {
-    const password = decodeURIComponent(new URL(url).password);
-    return password === "" ? undefined : password;
-  } catch {
-    return undefined;
-  }
-}
-
 /** application_name is limited to 63 bytes; keep it readable in pg_stat_activity. */
 export function applicationName(parts: readonly string[]): string {
   const name = ["release-orchestrator", ...parts].join(" ");

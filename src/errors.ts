@@ -28,18 +28,6 @@ export class DatabaseUnavailableError extends ReleaseError {
   }
 }
 
-export class WaitTimeoutError extends ReleaseError {
-  constructor(message: string) {
-    super(message, ExitCode.timeout);
-  }
-}
-
-export class LockLostError extends ReleaseError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, ExitCode.lockLost, options);
-  }
-}
-
 export class UnsafeSetupError extends ReleaseError {
   constructor(message: string) {
     super(message, ExitCode.unsafeSetup);

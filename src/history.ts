@@ -208,6 +208,3 @@ export async function readReleases(
   }
   return [...releases.values()].sort((a, b) => b.startedAt.localeCompare(a.startedAt));
 }
-
-/** Who holds the lock now (defined with the lock; re-exported for the readers of the ledger). */
-export { readLockHolder, type LockHolder } from "./lock.js";

@@ -6,6 +6,7 @@ import { UsageError } from "./errors.js";
 import { quoteIdent } from "./db.js";
 import type { AttemptStatus, AttemptView } from "./decide.js";
 import type { LockKey } from "./lock-key.js";
+import { heldByThisSession } from "./lock.js";
 
 export const LEDGER_VERSION = 1;
 
@@ -227,9 +228,7 @@ export class Ledger {
   async heartbeat(client: pg.Client, attemptId: number, key: LockKey): Promise<boolean> {
     const result = await client.query<{ held: boolean }>(
       `UPDATE ${this.s}.attempts SET heartbeat_at = clock_timestamp() WHERE id = $1
-       RETURNING EXISTS (SELECT 1 FROM pg_locks
-                          WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-                            AND classid = $2::bigint::oid AND objid = $3::bigint::oid AND objsubid = 2) AS held`,
+       RETURNING ${heldByThisSession(2)} AS held`,
       [attemptId, key.namespace, key.key],
     );
     return result.rows[0]?.held === true;

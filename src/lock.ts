@@ -6,9 +6,12 @@ import { connect } from "./db.js";
 import { UnsafeSetupError } from "./errors.js";
 import type { LockKey } from "./lock-key.js";
 
-const HELD_BY_ME = `EXISTS (SELECT 1 FROM pg_locks
-  WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-    AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 2)`;
+/** SQL: does this session hold the lock whose two keys are the parameters $first and $first+1? */
+export function heldByThisSession(first: number): string {
+  return `EXISTS (SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+      AND classid = $${first}::bigint::oid AND objid = $${first + 1}::bigint::oid AND objsubid = 2)`;
+}
 
 /**
  * Tries the lock once. When the server says yes, a second statement checks that this session really
@@ -23,7 +26,7 @@ export async function tryLock(client: pg.Client, key: LockKey): Promise<number |
   const got = attempt.rows[0]?.got === true;
   if (!got) return undefined;
   const check = await client.query<{ held: boolean; pid: number }>(
-    `SELECT ${HELD_BY_ME} AS held, pg_backend_pid() AS pid`,
+    `SELECT ${heldByThisSession(1)} AS held, pg_backend_pid() AS pid`,
     [key.namespace, key.key],
   );
   const row = check.rows[0];

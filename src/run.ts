@@ -4,15 +4,8 @@
 import { hostname } from "node:os";
 import type pg from "pg";
 import { checkCommand, describeCommand, loadExeca, startCommand, type CommandResult } from "./command.js";
-import type { Config, Environment } from "./config.js";
-import {
-  applicationName,
-  connect,
-  describeTarget,
-  isConnectionLoss,
-  isServerBusy,
-  passwordOf,
-} from "./db.js";
+import { passwordOf, type Command, type Config, type Environment } from "./config.js";
+import { applicationName, connect, describeTarget, isConnectionLoss, isServerBusy } from "./db.js";
 import { decide, type AttemptView, type Decision, type LockState } from "./decide.js";
 import { formatDuration } from "./duration.js";
 import { UsageError } from "./errors.js";
@@ -261,7 +254,7 @@ class Session {
           fresh = false;
         }
         if (this.input.signal?.aborted) {
-          if (lock === "held") await this.release_(client);
+          if (lock === "held") await this.releaseLock(client);
           await this.record(client, "interrupted", exitCodeForSignal(this.input.signal.reason), latest?.id);
           reporter.info(
             `interrupted by ${String(this.input.signal.reason)} while waiting; nothing was run.`,
@@ -311,7 +304,7 @@ class Session {
             leading = true;
             return await this.lead(client);
           case "done": {
-            if (lock === "held") await this.release_(client);
+            if (lock === "held") await this.releaseLock(client);
             const waited = decision.reason === "leader-succeeded";
             if (waited || !recordedDone) {
               await this.record(
@@ -334,7 +327,7 @@ class Session {
             );
           }
           case "fail": {
-            if (lock === "held") await this.release_(client);
+            if (lock === "held") await this.releaseLock(client);
             await this.record(client, "failed", ExitCode.leaderFailed, decision.attempt.id);
             const how =
               decision.reason === "abandoned"
@@ -534,7 +527,7 @@ class Session {
     }
   }
 
-  private async release_(client: pg.Client): Promise<void> {
+  private async releaseLock(client: pg.Client): Promise<void> {
     try {
       if (!(await unlock(client, this.key))) this.reporter.warn("the lock was not held when releasing it.");
       await this.ledger.notifyReleased(client);
@@ -579,10 +572,10 @@ class Session {
         `${config.role}; running ${config.task} for ${this.label} (attempt #${attempt.id}): ${commandText}`,
         this.fields("running", attempt.id, { command: commandText }),
       );
-      result = await this.execute(client, attempt.id);
+      result = await this.execute(client, attempt.id, command);
       return result;
     } finally {
-      if (result?.outcome !== "lock-lost") await this.release_(client);
+      if (result?.outcome !== "lock-lost") await this.releaseLock(client);
     }
   }
 
@@ -626,10 +619,8 @@ class Session {
     }
   }
 
-  private async execute(client: pg.Client, attemptId: number): Promise<RunResult> {
+  private async execute(client: pg.Client, attemptId: number, command: Command): Promise<RunResult> {
     const { config, reporter } = this;
-    const command = config.command;
-    if (command === undefined) throw new UsageError("No command to run.");
     const env: Record<string, string | undefined> = {
       ...this.input.env,
       RELEASE_ORCHESTRATOR_ATTEMPT_ID: String(attemptId),

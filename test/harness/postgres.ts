@@ -556,6 +556,11 @@ function runToCompletion(
   });
 }
 
+/** The free port we picked was taken before postgres bound it: try another. */
+function isPortClash(failure: string): boolean {
+  return /could not bind|Address already in use|could not create any TCP\/IP sockets/i.test(failure);
+}
+
 async function startLocal(maxConnections: number): Promise<{ server: PostgresServer; note: string }> {
   const found = findLocalBindir();
   if (found === undefined)
@@ -641,21 +646,26 @@ async function startLocal(maxConnections: number): Promise<{ server: PostgresSer
               {},
             ] as const)
           : ([path.join(bindir, "postgres"), postgresArgs, runAs ?? {}] as const);
-      const logs = tailCollector();
-      const proc = spawn(command, [...args], {
-        cwd: dir,
-        env: { ...process.env, LC_ALL: "C", LANG: "C" },
-        stdio: ["ignore", "ignore", "pipe"],
-        ...extra,
-      });
+      /** Starts postgres on this port and data directory (the first time, and on restart). */
+      const launch = () => {
+        const logs = tailCollector();
+        const proc = spawn(command, [...args], {
+          cwd: dir,
+          env: { ...process.env, LC_ALL: "C", LANG: "C" },
+          stdio: ["ignore", "ignore", "pipe"],
+          ...extra,
+        });
+        track(proc);
+        proc.stderr?.on("data", (chunk: Buffer) => {
+          logs.push(chunk);
+          if (process.env.PG_HARNESS_VERBOSE) process.stderr.write(chunk);
+        });
+        return { proc, logs };
+      };
+      const { proc, logs } = launch();
       child = proc;
-      track(proc);
       let spawnError: Error | undefined;
       proc.once("error", (err) => (spawnError = err));
-      proc.stderr?.on("data", (chunk: Buffer) => {
-        logs.push(chunk);
-        if (process.env.PG_HARNESS_VERBOSE) process.stderr.write(chunk);
-      });
       const url = buildUrl("127.0.0.1", port, password);
       let version: string;
       try {
@@ -668,11 +678,7 @@ async function startLocal(maxConnections: number): Promise<{ server: PostgresSer
       } catch (err) {
         lastFailure = errorMessage(err);
         await stopPostmaster(proc);
-        if (
-          /could not bind|Address already in use|could not create any TCP\/IP sockets/i.test(lastFailure) &&
-          attempt < 3
-        )
-          continue;
+        if (isPortClash(lastFailure) && attempt < 3) continue;
         throw err;
       }
 
@@ -686,18 +692,10 @@ async function startLocal(maxConnections: number): Promise<{ server: PostgresSer
       const restart = async (downMs = 0): Promise<void> => {
         await stopPostmaster(current);
         await sleep(downMs);
-        const again = spawn(command, [...args], {
-          cwd: dir,
-          env: { ...process.env, LC_ALL: "C", LANG: "C" },
-          stdio: ["ignore", "ignore", "pipe"],
-          ...extra,
-        });
-        const againLogs = tailCollector();
-        again.stderr?.on("data", (chunk: Buffer) => againLogs.push(chunk));
-        track(again);
-        current = again;
+        const again = launch();
+        current = again.proc;
         await waitUntilReady(url, () =>
-          hasExited(again) ? `postgres exited on restart:\n${againLogs.text()}` : undefined,
+          hasExited(again.proc) ? `postgres exited on restart:\n${again.logs.text()}` : undefined,
         );
       };
       return {
@@ -794,11 +792,7 @@ async function startEmbedded(maxConnections: number): Promise<{ server: Postgres
         lastFailure = errorMessage(err);
         const proc = childOf();
         if (proc !== undefined) await stopPostmaster(proc);
-        if (
-          /could not bind|Address already in use|could not create any TCP\/IP sockets/i.test(lastFailure) &&
-          attempt < 3
-        )
-          continue;
+        if (isPortClash(lastFailure) && attempt < 3) continue;
         throw err;
       }
 
