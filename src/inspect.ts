@@ -7,7 +7,7 @@ import { applicationName, connect, describeTarget, quoteIdent } from "./db.js";
 import { ReleaseError } from "./errors.js";
 import { formatDuration } from "./duration.js";
 import { readAttempts, type AttemptRecord, type HistoryFilter } from "./history.js";
-import { proveExclusive, readLockHolder, tryLock, unlock, type LockHolder } from "./lock.js";
+import { openProbe, proveExclusive, readLockHolder, tryLock, unlock, type LockHolder } from "./lock.js";
 import { deriveLockKey, type LockKey } from "./lock-key.js";
 import { resolveReleaseId } from "./release-id.js";
 
@@ -364,7 +364,7 @@ export async function runDoctor(config: Config, env: Environment, cwd: string): 
         const lockPid = await tryLock(client, key);
         if (lockPid !== undefined) {
           try {
-            await proveExclusive(url, key, lockPid, applicationName(["doctor probe"]));
+            await proveExclusive(openProbe(url, applicationName(["doctor probe"])), key, lockPid);
           } finally {
             await unlock(client, key);
           }

@@ -54,17 +54,25 @@ const POOLER_MESSAGE =
   "The advisory lock did not stay with this session, so the connection goes through a transaction-mode pooler (such as PgBouncer); point RELEASE_DATABASE_URL at the direct database URL.";
 
 /**
+ * Opens the probe session of proveExclusive. A pooler assigns a server connection only at a client's
+ * first query, so the probe may connect while the lock's client is busy; it must query only when that
+ * client is idle, or the pooler has no reason to hand it our backend.
+ */
+export function openProbe(url: string, applicationName: string): Promise<pg.Client> {
+  return connect({ url, applicationName, timeoutMs: 5000 });
+}
+
+/**
  * Proves that the lock belongs to this client alone: a second client through the same URL must land on
  * another backend and must not get the lock. Through a transaction-mode pooler it is handed the very
  * backend that holds our lock (poolers reuse the last released server connection), and "gets" it too.
  */
 export async function proveExclusive(
-  url: string,
+  probing: Promise<pg.Client>,
   key: LockKey,
   lockBackendPid: number,
-  applicationName: string,
 ): Promise<void> {
-  const probe = await connect({ url, applicationName, timeoutMs: 5000 });
+  const probe = await probing;
   try {
     const result = await probe.query<{ pid: number; got: boolean }>(
       "SELECT pg_backend_pid() AS pid, pg_try_advisory_lock($1, $2) AS got",

@@ -11,7 +11,7 @@ import { formatDuration } from "./duration.js";
 import { UsageError } from "./errors.js";
 import { ExitCode } from "./exit-codes.js";
 import { attemptApplicationName, Ledger, type AttemptOutcome, type FollowerOutcome } from "./ledger.js";
-import { proveExclusive, readLockHolder, tryLock, unlock } from "./lock.js";
+import { openProbe, proveExclusive, readLockHolder, tryLock, unlock } from "./lock.js";
 import { deriveLockKey, type LockKey } from "./lock-key.js";
 import { resolveReleaseId, shortReleaseId, type ReleaseId } from "./release-id.js";
 import type { Reporter } from "./reporter.js";
@@ -283,18 +283,17 @@ class Session {
             const lockPid = await tryLock(holder, this.key);
             if (lockPid !== undefined) {
               lock = "held";
-              const [, state] = await Promise.all([
-                proveExclusive(
-                  this.config.databaseUrl ?? "",
-                  this.key,
-                  lockPid,
-                  applicationName([this.app, "probe"]),
-                ),
-                this.ledger
-                  .ensure(holder)
-                  .then(() => this.ledger.readState(holder, config.task, this.releaseId)),
-              ]);
-              ({ latest } = state);
+              // The probe connects meanwhile, and asks only once this client is idle (see openProbe).
+              const probing = openProbe(this.config.databaseUrl ?? "", applicationName([this.app, "probe"]));
+              probing.catch(() => {}); // a failure to connect is reported where it is awaited
+              try {
+                await this.ledger.ensure(holder);
+                ({ latest } = await this.ledger.readState(holder, config.task, this.releaseId));
+              } catch (error) {
+                void probing.then((probe) => probe.end()).catch(() => {});
+                throw error;
+              }
+              await proveExclusive(probing, this.key, lockPid);
             } else {
               lock = "busy";
             }
