@@ -20,7 +20,8 @@ export default defineConfig({
       {
         test: {
           name: "e2e",
-          include: ["test/e2e/**/*.test.ts"],
+          // integration: modules driven directly against PostgreSQL; e2e: the built CLI in real processes.
+          include: ["test/integration/**/*.test.ts", "test/e2e/**/*.test.ts"],
           environment: "node",
           pool: "forks",
           globalSetup: ["test/harness/global-setup.ts"],

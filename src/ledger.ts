@@ -191,7 +191,7 @@ export class Ledger {
         ddlKey(this.key),
       ]);
       if (got.rows[0]?.got !== true) {
-        await client.query("ROLLBACK");
+        await client.query("COMMIT"); // nothing done; COMMIT keeps rollbacks for real errors only
         return false;
       }
       // Another process may have finished while we asked for the lock: read again inside it.

@@ -1,0 +1,226 @@
+// The ledger and its guarantees, driven directly against PostgreSQL: clients racing to claim, the
+// constraints that reject a second running or succeeded attempt, fencing, takeover after success,
+// the lease by the database clock, and the session proof.
+
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+import { decide } from "../../src/decide.js";
+import { Ledger, type NewAttempt } from "../../src/ledger.js";
+import { provesOwnSession } from "../../src/lock.js";
+import { deriveLockKey } from "../../src/lock-key.js";
+import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
+
+const freshDb = useFreshDatabases("ledger");
+const clients: pg.Client[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.end().catch(() => {})));
+});
+
+async function connect(db: TestDatabase): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: db.url });
+  client.on("error", () => {});
+  await client.connect();
+  clients.push(client);
+  return client;
+}
+
+const key = deriveLockKey("release-orchestrator");
+const ledger = new Ledger("release_orchestrator", key);
+
+function attempt(app: string, releaseId: string | undefined, leaseMs = 60_000): NewAttempt {
+  return {
+    releaseId,
+    task: "migrate",
+    lockName: "release-orchestrator",
+    app,
+    host: "test",
+    pid: 1,
+    role: "auto",
+    command: "true",
+    leaseMs,
+  };
+}
+
+async function readyDb(label: string): Promise<{ db: TestDatabase; a: pg.Client; b: pg.Client }> {
+  const db = await freshDb(label);
+  const [a, b] = [await connect(db), await connect(db)];
+  await ledger.ensure(a);
+  return { db, a, b };
+}
+
+const succeed = { status: "succeeded", exitCode: 0, signal: null, outputTail: "" } as const;
+
+describe("ledger", () => {
+  it("creates itself once when many clients race to, and says which version it is", async () => {
+    const db = await freshDb("create-race");
+    const racers = await Promise.all(Array.from({ length: 8 }, () => connect(db)));
+    await Promise.all(racers.map((c) => ledger.ensure(c)));
+    expect(await ledger.readVersion(racers[0]!)).toBe(2);
+    const indexes = await db.query<{ indexname: string }>(
+      "SELECT indexname FROM pg_indexes WHERE schemaname = 'release_orchestrator' AND tablename = 'attempts' ORDER BY 1",
+    );
+    expect(indexes.map((i) => i.indexname)).toEqual(
+      expect.arrayContaining(["attempts_one_live_per_release", "attempts_one_running_per_lock"]),
+    );
+  });
+
+  it("two clients racing to claim, 50 times: exactly one wins each time", async () => {
+    const { a, b } = await readyDb("claim-race");
+    for (let round = 0; round < 50; round++) {
+      const release = `r${round}`;
+      const [x, y] = await Promise.all([
+        ledger.claim(a, attempt("a", release)),
+        ledger.claim(b, attempt("b", release)),
+      ]);
+      expect(
+        [x, y].filter((c) => c !== undefined),
+        release,
+      ).toHaveLength(1);
+      const winner = (x ?? y)!;
+      expect(await ledger.finish(x ? a : b, winner.id, succeed)).toBe(true);
+    }
+  });
+
+  it("PostgreSQL rejects a second running attempt per lock and a second success per release, even by hand", async () => {
+    const { db, a } = await readyDb("constraints");
+    const first = await ledger.claim(a, attempt("a", "r1"));
+    expect(first).toBeDefined();
+    const insert = (release: string, status: string) =>
+      db.query(
+        `INSERT INTO release_orchestrator.attempts (release_id, task, lock_name, app, host, pid, role, backend_pid, lease_ms, status)
+         VALUES ($1, 'migrate', 'release-orchestrator', 'hand', 'h', 1, 'auto', 1, 1000, $2)`,
+        [release, status],
+      );
+    // A second running attempt on the same lock, for another release too.
+    await expect(insert("r2", "running")).rejects.toMatchObject({ code: "23505" });
+    await ledger.finish(a, first!.id, succeed);
+    // A second success for the same release and task: by INSERT and by UPDATE.
+    await expect(insert("r1", "succeeded")).rejects.toMatchObject({ code: "23505" });
+    await insert("r1", "failed");
+    await expect(
+      db.query("UPDATE release_orchestrator.attempts SET status = 'succeeded' WHERE status = 'failed'"),
+    ).rejects.toMatchObject({ code: "23505" });
+    // And claiming after the success is refused without an error.
+    expect(await ledger.claim(a, attempt("a", "r1"))).toBeUndefined();
+    // Unversioned runs may succeed many times, one at a time.
+    for (let i = 0; i < 3; i++) {
+      const turn = await ledger.claim(a, attempt("a", undefined));
+      expect(turn).toBeDefined();
+      expect(await ledger.finish(a, turn!.id, succeed)).toBe(true);
+    }
+  });
+
+  it("fencing: once an attempt is taken over, its renewals and its outcome are refused", async () => {
+    const { db, a, b } = await readyDb("fencing");
+    const owned = await ledger.claim(a, attempt("a", "r1", 200));
+    expect((await ledger.renew(a, owned!.id)).owned).toBe(true);
+    // Not stale yet: a taker cannot abandon it.
+    expect(await ledger.abandon(b, owned!.id)).toBe(false);
+    await db.query(
+      "UPDATE release_orchestrator.attempts SET heartbeat_at = clock_timestamp() - interval '1 minute' WHERE id = $1",
+      [owned!.id],
+    );
+    // Expired by the database clock: the owner may not renew it back to life.
+    expect((await ledger.renew(a, owned!.id)).owned).toBe(false);
+    expect(await ledger.abandon(b, owned!.id)).toBe(true);
+    expect(await ledger.finish(a, owned!.id, succeed)).toBe(false);
+    const next = await ledger.claim(b, attempt("b", "r1"));
+    expect(next).toBeDefined();
+    const [row] = await db.query<{ status: string }>(
+      "SELECT status FROM release_orchestrator.attempts WHERE id = $1",
+      [owned!.id],
+    );
+    expect(row?.status).toBe("abandoned");
+  });
+
+  it("takeover after success: an attempt that succeeds while a taker waits out its lease is never run again", async () => {
+    const { db, a, b } = await readyDb("after-success");
+    const stale = await ledger.claim(a, attempt("a", "r1", 60_000));
+    const q = { task: "migrate", releaseId: "r1", lockName: "release-orchestrator" };
+    const situation = (state: Awaited<ReturnType<Ledger["readState"]>>) =>
+      decide({
+        role: "auto",
+        followerMode: "wait",
+        versioned: true,
+        latest: state.latest,
+        holder: state.holder,
+        finishedBeforeStart: undefined,
+        timedOut: false,
+        orphanPolicy: "wait",
+      });
+    // The taker sees a running owner and waits (its lease has not expired).
+    expect(situation(await ledger.readState(b, q))).toMatchObject({ action: "wait", until: "outcome" });
+    // Its lease expires, and just then the old leader records success (on a fresh connection).
+    await db.query(
+      "UPDATE release_orchestrator.attempts SET heartbeat_at = clock_timestamp() - interval '2 minutes' WHERE id = $1",
+      [stale!.id],
+    );
+    const seenStale = await ledger.readState(b, q);
+    expect(situation(seenStale)).toMatchObject({ action: "abandon" });
+    expect(await ledger.finish(await connect(db), stale!.id, succeed)).toBe(true);
+    // The taker acts on what it saw: the abandon and the claim are both refused by the database.
+    expect(await ledger.abandon(b, stale!.id)).toBe(false);
+    expect(await ledger.claim(b, attempt("b", "r1"))).toBeUndefined();
+    // Decided afresh: done, without running.
+    expect(situation(await ledger.readState(b, q))).toMatchObject({
+      action: "done",
+      reason: "leader-succeeded",
+    });
+  });
+
+  it("the lease is measured by the database clock, and a lost lock session is visible at once", async () => {
+    const { a, b } = await readyDb("lease");
+    const owned = await ledger.claim(a, attempt("a", "r1", 30_000));
+    const q = { task: "migrate", releaseId: "r1", lockName: "release-orchestrator" };
+    let state = await ledger.readState(b, q);
+    expect(state.holder?.lease?.leftMs).toBeGreaterThan(20_000);
+    expect(state.holder?.lease?.leftMs).toBeLessThanOrEqual(30_000);
+    expect(state.holder?.lease?.sessionGone).toBeUndefined(); // no lock attached yet
+    expect(await provesOwnSession(a)).toBe(true);
+    expect(await ledger.attachLock(a, owned!.id)).toBe(true);
+    state = await ledger.readState(b, q);
+    expect(state.holder?.lease?.sessionGone).toBe(false);
+    expect((await ledger.renew(a, owned!.id)).lockHeld).toBe(true);
+    await a.end();
+    for (let i = 0; i < 100 && state.holder?.lease?.sessionGone !== true; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      state = await ledger.readState(b, q);
+    }
+    expect(state.holder?.lease?.sessionGone).toBe(true);
+    // A lost session alone does not let anyone take over: the lease still runs.
+    expect(await ledger.abandon(b, owned!.id)).toBe(false);
+  });
+
+  it("records this process as already-done in the same statement that reads the success", async () => {
+    const { db, a, b } = await readyDb("already-done");
+    const owned = await ledger.claim(a, attempt("a", "r1"));
+    await ledger.finish(a, owned!.id, succeed);
+    const who = { app: "late", host: "h", pid: 7, role: "auto", mode: "wait", waitedMs: 0 };
+    const state = await ledger.readState(
+      b,
+      { task: "migrate", releaseId: "r1", lockName: "release-orchestrator" },
+      who,
+    );
+    expect(state.recordedDone).toBe(true);
+    expect(await db.query("SELECT app, outcome FROM release_orchestrator.follower_outcomes")).toEqual([
+      { app: "late", outcome: "already-done" },
+    ]);
+  });
+
+  it("refuses a schema that holds someone else's attempts table (78), and a read-only session (78)", async () => {
+    const db = await freshDb("foreign");
+    await db.query("CREATE SCHEMA weird; CREATE TABLE weird.attempts (id int)");
+    const client = await connect(db);
+    await expect(new Ledger("weird", key).ensure(client)).rejects.toMatchObject({
+      exitCode: 78,
+      message: expect.stringMatching(
+        /^The schema weird holds an attempts table that is not a release-orchestrator ledger; pass --schema/,
+      ),
+    });
+    await client.query("SET default_transaction_read_only = on");
+    await expect(ledger.ensure(client)).rejects.toMatchObject({
+      exitCode: 78,
+      message: expect.stringMatching(/read-only server/),
+    });
+  });
+});
