@@ -157,8 +157,8 @@ describe("ownership", () => {
       // The taker is waiting out the orphan session (observable in its output)...
       let stderr = "";
       taker.process.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-      await until("the taker to wait for the orphan", async () =>
-        /its command is still connected/.test(stderr) ? true : undefined,
+      await until("the taker to wait for the orphan", () =>
+        Promise.resolve(/its command is still connected/.test(stderr) ? true : undefined),
       );
       // ...when the old leader records success (as it would on a fresh connection), then its session goes.
       await db.query(

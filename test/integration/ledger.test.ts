@@ -5,6 +5,7 @@
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { decide } from "../../src/decide.js";
+import { ReleaseError } from "../../src/errors.js";
 import { Ledger, type NewAttempt } from "../../src/ledger.js";
 import { provesOwnSession } from "../../src/lock.js";
 import { deriveLockKey } from "../../src/lock-key.js";
@@ -211,16 +212,15 @@ describe("ledger", () => {
     const db = await freshDb("foreign");
     await db.query("CREATE SCHEMA weird; CREATE TABLE weird.attempts (id int)");
     const client = await connect(db);
-    await expect(new Ledger("weird", key).ensure(client)).rejects.toMatchObject({
-      exitCode: 78,
-      message: expect.stringMatching(
-        /^The schema weird holds an attempts table that is not a release-orchestrator ledger; pass --schema/,
-      ),
-    });
+    const foreign = await new Ledger("weird", key).ensure(client).catch((error: unknown) => error as ReleaseError);
+    expect(foreign).toBeInstanceOf(ReleaseError);
+    expect((foreign as ReleaseError).exitCode).toBe(78);
+    expect((foreign as ReleaseError).message).toMatch(
+      /^The schema weird holds an attempts table that is not a release-orchestrator ledger; pass --schema/,
+    );
     await client.query("SET default_transaction_read_only = on");
-    await expect(ledger.ensure(client)).rejects.toMatchObject({
-      exitCode: 78,
-      message: expect.stringMatching(/read-only server/),
-    });
+    const readOnly = await ledger.ensure(client).catch((error: unknown) => error as ReleaseError);
+    expect((readOnly as ReleaseError).exitCode).toBe(78);
+    expect((readOnly as ReleaseError).message).toMatch(/read-only server/);
   });
 });
