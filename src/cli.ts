@@ -84,6 +84,8 @@ function load(argv: Record<string, unknown>, reporter: Reporter, purpose: "run" 
   );
   reporter.configure({ verbose: config.verbose, json: config.json, quiet: config.quiet });
   reporter.addSecret(passwordOf(config.databaseUrl));
+  reporter.addSecret(config.serveToken);
+  reporter.addSecret(config.notifyUrl);
   for (const warning of warnings) reporter.warn(warning);
   return { config, env: { ...dotenv, ...process.env }, flags };
 }
@@ -224,7 +226,8 @@ const COMMAND_DEFINITIONS: CommandDefinition[] = [
   {
     name: "serve",
     positionals: "",
-    describe: "Serve the release status page (GET /, /api/releases, /healthz) on PORT.",
+    describe:
+      "Serve the release status page (GET /, /api/releases, /metrics, /healthz) on PORT; beyond loopback it needs RELEASE_SERVE_TOKEN.",
     builder: (y) => options("serve", y),
     handler: serveCommand,
   },

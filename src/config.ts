@@ -45,6 +45,12 @@ export interface Config {
   release: string | undefined;
   port: number;
   host: string;
+  /** Where `host` came from, for messages: "--host", "RELEASE_SERVE_HOST", "PORT", "RELEASE_SERVE_TOKEN" or "default". */
+  hostSource: string;
+  /** serve: the credential of the status page (never printed). */
+  serveToken: string | undefined;
+  /** run: where outcomes are POSTed (never printed: it may hold a token). */
+  notifyUrl: string | undefined;
 }
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -197,6 +203,13 @@ export function parseConfig(input: ConfigInput): ConfigResult {
     if (problem !== undefined) errors.push(`${problem}.`);
   }
 
+  // serve: every address when a token protects the page or a platform sets PORT (a web dyno), else loopback only.
+  const serveToken = values.serveToken as string | undefined;
+  const hostSource =
+    sources.host ??
+    (serveToken !== undefined ? "RELEASE_SERVE_TOKEN" : sources.port === "PORT" ? "PORT" : "default");
+  const host = (values.host as string | undefined) ?? (hostSource === "default" ? "127.0.0.1" : "0.0.0.0");
+
   if (errors.length > 0) return { ok: false, errors, warnings };
   const config: Config = {
     role: effectiveRole,
@@ -219,7 +232,10 @@ export function parseConfig(input: ConfigInput): ConfigResult {
     limit: Number(values.limit),
     release: values.release as string | undefined,
     port: Number(values.port),
-    host: values.host as string,
+    host,
+    hostSource,
+    serveToken,
+    notifyUrl: values.notifyUrl as string | undefined,
     json: values.json as boolean,
     quiet: values.quiet as boolean,
     verbose: values.verbose as boolean,

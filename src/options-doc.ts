@@ -7,7 +7,9 @@ const cell = (text: string) => text.replace(/\|/g, "\\|");
 export function optionsTable(): string {
   const rows = ["| flag | environment | default | meaning |", "| --- | --- | --- | --- |"];
   for (const spec of OPTIONS as readonly OptionSpec[]) {
-    const flag = spec.flag === undefined ? "`-- <command...>`" : `\`--${spec.flag}\``;
+    // Without a flag: the command (it follows --), or a value read from the environment only (a secret).
+    const flag =
+      spec.flag !== undefined ? `\`--${spec.flag}\`` : spec.key === "command" ? "`-- <command...>`" : "";
     const env = spec.env.map((name) => `\`${name}\``).join(", ");
     const shown = spec.defaultText ?? spec.default;
     const meaning = spec.choices

@@ -61,6 +61,15 @@ const booleanText = (what: string) =>
 const pattern = (what: string, re: RegExp, rule: string) =>
   z.string().check(z.refine((text: string) => re.test(text), { message: `${what} must be ${rule}` }));
 
+/** A URL's protocol, or "" when it is not a URL; never echoes the text (it may hold a token). */
+function safeProtocol(text: string): string {
+  try {
+    return new URL(text).protocol;
+  } catch {
+    return "";
+  }
+}
+
 const pathList = z.pipe(
   z.union([z.array(z.string()), z.string()]),
   z.transform((value: string[] | string) =>
@@ -287,10 +296,34 @@ export const OPTIONS = [
     flag: "host",
     env: ["RELEASE_SERVE_HOST"],
     type: "string",
-    default: "0.0.0.0",
-    description: "Address the release status page listens on.",
+    defaultText:
+      "127.0.0.1; 0.0.0.0 when RELEASE_SERVE_TOKEN is set or PORT comes from the environment (a platform)",
+    description: "Address the release status page listens on; beyond loopback it needs RELEASE_SERVE_TOKEN.",
     schema: pattern("host", /^[A-Za-z0-9.:[\]-]{1,255}$/, "a host name or IP address"),
     commands: ["serve"],
+  },
+  {
+    key: "serveToken",
+    env: ["RELEASE_SERVE_TOKEN"],
+    type: "string",
+    description:
+      "The status page's credential (environment only, so it never shows in a process list): every request but /healthz needs Authorization: Bearer <token>, or basic auth with the token as password. Required beyond loopback.",
+    schema: z.string(),
+    commands: ["serve"],
+  },
+  {
+    key: "notifyUrl",
+    env: ["RELEASE_NOTIFY_URL"],
+    type: "string",
+    description:
+      "An http(s) URL (a Slack incoming webhook works as it is) that receives a JSON POST when an attempt ends and when a follower times out; never printed.",
+    schema: z.string().check(
+      z.refine((text: string) => /^https?:$/.test(safeProtocol(text)), {
+        message:
+          "the notification URL must be an http:// or https:// URL; its value is not shown, as it may hold a token",
+      }),
+    ),
+    commands: ["run"],
   },
   {
     key: "json",

@@ -381,6 +381,9 @@ const SCRIPT = String.raw`
     fetch(api, { cache: "no-cache", headers: { accept: "application/json" } })
       .then(function (response) {
         return response.text().then(function (text) {
+          if (response.status === 401) {
+            throw new Error("The server no longer accepts this page's credentials (HTTP 401; RELEASE_SERVE_TOKEN may have changed): reload the page and sign in with the token as the password.");
+          }
           if (!response.ok) {
             var message = "The status page could not read the ledger (HTTP " + response.status + ").";
             try { message = JSON.parse(text).error || message; } catch { /* not JSON: keep the status */ }

@@ -1,6 +1,8 @@
-// `serve`: the release status page (GET /), the same data as JSON (GET /api/releases) and a health
-// check (GET /healthz), on PORT. The ledger is read through a small pool that reconnects by itself,
-// so the page keeps working across a database restart; nothing it serves carries the password.
+// `serve`: the release status page (GET /), the same data as JSON (GET /api/releases), metrics for
+// Prometheus (GET /metrics) and a health check (GET /healthz), on PORT. With RELEASE_SERVE_TOKEN every
+// route but /healthz needs it (serve-access.ts); beyond loopback the token is required. The ledger is
+// read through a small pool that reconnects by itself, so the page keeps working across a database
+// restart; nothing it serves carries the password or the token.
 
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -13,7 +15,9 @@ import { UsageError } from "./errors.js";
 import { readReleases, type ReleaseRecord } from "./history.js";
 import { readLockHolder } from "./lock.js";
 import { deriveLockKey } from "./lock-key.js";
+import { formatMetrics, METRICS_CONTENT_TYPE, readMetrics } from "./metrics.js";
 import type { Reporter } from "./reporter.js";
+import { AUTH_CHALLENGE, checkServeAccess, createAuthorizer } from "./serve-access.js";
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./serve-page.js";
 
 export interface ServeOptions {
@@ -57,8 +61,12 @@ export async function serveReleases(options: ServeOptions): Promise<void> {
     const address = await listen(status.server, config.port, config.host);
     const shown = ["0.0.0.0", "::"].includes(address.address) ? "localhost" : address.address;
     const host = shown.includes(":") ? `[${shown}]` : shown;
+    const access =
+      config.serveToken === undefined
+        ? "no credentials: loopback only"
+        : "RELEASE_SERVE_TOKEN required, as a bearer token or the basic auth password";
     reporter.info(
-      `release status page on http://${host}:${address.port}/ (listening on ${config.host}:${address.port}; also /api/releases and /healthz)`,
+      `release status page on http://${host}:${address.port}/ (listening on ${config.host}:${address.port}; ${access}; also /api/releases, /metrics and /healthz)`,
       { event: "serving", port: address.port },
     );
     if (!signal.aborted) {
@@ -74,12 +82,15 @@ interface StatusServer {
   close(): Promise<void>;
 }
 
-/** The HTTP server and its pool, not yet listening. */
+/** The HTTP server and its pool, not yet listening; throws UsageError when it may not serve (see checkServeAccess). */
 export function createStatusServer(config: Config, reporter: Reporter): StatusServer {
   if (config.databaseUrl === undefined) throw new UsageError("No database configured: set DATABASE_URL.");
+  const token = checkServeAccess(config);
+  reporter.addSecret(token);
+  const authorized = createAuthorizer(token);
   const ledger = createLedgerReader(config, reporter);
   const server = createServer((request, response) => {
-    handle(request, response, config, ledger).catch((error: unknown) => {
+    handle(request, response, config, ledger, authorized).catch((error: unknown) => {
       reporter.error(`status page: unexpected failure answering a request: ${(error as Error).message}`);
       if (!response.headersSent)
         send(response, request, 500, "text/plain; charset=utf-8", "internal error\n");
@@ -148,11 +159,14 @@ const SECURITY_HEADERS = {
   "x-frame-options": "DENY",
 };
 
+const ROUTES = ["/", "/api/releases", "/metrics", "/healthz"];
+
 async function handle(
   request: IncomingMessage,
   response: ServerResponse,
   config: Config,
   ledger: LedgerReader,
+  authorized: (authorization: string | undefined) => boolean,
 ): Promise<void> {
   let url: URL;
   try {
@@ -161,14 +175,26 @@ async function handle(
     send(response, request, 400, "text/plain; charset=utf-8", "bad request: the URL could not be parsed\n");
     return;
   }
-  const route = ["/", "/api/releases", "/healthz"].includes(url.pathname) ? url.pathname : undefined;
+  // Only /healthz is open (it says up or down, nothing else); strangers learn nothing, not even the routes.
+  if (url.pathname !== "/healthz" && !authorized(request.headers.authorization)) {
+    response.setHeader("www-authenticate", AUTH_CHALLENGE);
+    send(
+      response,
+      request,
+      401,
+      "text/plain; charset=utf-8",
+      "unauthorized: send Authorization: Bearer <RELEASE_SERVE_TOKEN>, or basic auth with the token as the password\n",
+    );
+    return;
+  }
+  const route = ROUTES.includes(url.pathname) ? url.pathname : undefined;
   if (route === undefined) {
     send(
       response,
       request,
       404,
       "text/plain; charset=utf-8",
-      "not found: this server answers GET /, /api/releases and /healthz\n",
+      "not found: this server answers GET /, /api/releases, /metrics and /healthz\n",
     );
     return;
   }
@@ -183,16 +209,30 @@ async function handle(
       send(response, request, 200, "text/html; charset=utf-8", STATUS_PAGE_HTML);
       return;
     case "/healthz": {
+      // Open to anyone: up (the database answers) or down, and nothing else.
       const health = await ledger.ping();
       send(
         response,
         request,
         health.ok ? 200 : 503,
         "text/plain; charset=utf-8",
-        health.ok
-          ? `ok\ndatabase: answered in ${health.ms} ms\n`
-          : "unavailable\ndatabase: does not answer (the server log says why)\n",
+        health.ok ? "up\n" : "down\n",
       );
+      return;
+    }
+    case "/metrics": {
+      const body = await ledger.metrics();
+      if (body === undefined) {
+        send(
+          response,
+          request,
+          503,
+          "text/plain; charset=utf-8",
+          "The database does not answer; retrying. The server log says why.\n",
+        );
+        return;
+      }
+      send(response, request, 200, METRICS_CONTENT_TYPE, body);
       return;
     }
     case "/api/releases": {
@@ -245,6 +285,8 @@ function send(
 interface LedgerReader {
   /** The JSON body of /api/releases, or undefined when the database does not answer. */
   read(limit: number): Promise<string | undefined>;
+  /** The /metrics body, or undefined when the database does not answer. */
+  metrics(): Promise<string | undefined>;
   ping(): Promise<{ ok: true; ms: number } | { ok: false }>;
   end(): Promise<void>;
 }
@@ -343,6 +385,19 @@ function createLedgerReader(config: Config, reporter: Reporter): LedgerReader {
         inFlight.set(limit, reading);
       }
       return reading;
+    },
+    async metrics() {
+      const started = Date.now();
+      try {
+        const snapshot = await withPooledClient((client) =>
+          readMetrics(client, config.schema, { name: config.lockName, key }),
+        );
+        track(undefined, started);
+        return reporter.redact(formatMetrics(snapshot));
+      } catch (error) {
+        track(error, started);
+        return undefined;
+      }
     },
     async ping() {
       const started = Date.now();

@@ -1,7 +1,8 @@
 // `serve` end to end: the built CLI records a real history (a release where s-app led and s-admin
-// waited, one whose leader failed with exit code 3, one where the follower timed out), then serves it.
-// The JSON API is checked over HTTP, and the page in a real headless Chromium (Debian's chromium,
-// driven by playwright-core): what it shows, that it refreshes by itself, and its screenshot for the README.
+// waited, one whose leader failed with exit code 3, one where the follower timed out), then serves it
+// with RELEASE_SERVE_TOKEN. The JSON API is checked over HTTP, and the page in a real headless Chromium
+// (Debian's chromium, driven by playwright-core) with basic auth credentials: what it shows, that it
+// refreshes by itself, and its screenshot for the README; without credentials it gets 401.
 
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -22,6 +23,8 @@ const SHA = "3f2c1a9e5b7d4c2a8e1f0b9d6c5a4e3f2d1c0b9a";
 /** What the failing migration prints: markup that must be shown as text, never run. */
 const HOSTILE = `-- add_column(:users, :bio_html, :text, default: "<script>window.__pwned = 1</script><img src=x onerror=window.__pwned=2>")`;
 const PG_ERROR = 'PG::UndefinedColumn: ERROR:  column "email" of relation "users" does not exist';
+/** The status page's credential: a bearer token for the API, the basic auth password in the browser. */
+const TOKEN = "c0ffee0123456789abcdef0123456789";
 
 const db = useTestDatabase("serve");
 const servers: StartedCli[] = [];
@@ -119,7 +122,7 @@ async function leaderAndFollower(
 async function serve(url: string): Promise<{ base: string; cli: StartedCli; stderr: () => string }> {
   const port = await freePort();
   const cli = startCli(["serve", "--port", String(port), "--host", "127.0.0.1"], {
-    env: { DATABASE_URL: url },
+    env: { DATABASE_URL: url, RELEASE_SERVE_TOKEN: TOKEN },
     timeoutMs: 300_000,
   });
   servers.push(cli);
@@ -131,8 +134,12 @@ async function serve(url: string): Promise<{ base: string; cli: StartedCli; stde
   return { base: `http://127.0.0.1:${port}`, cli, stderr: () => stderr };
 }
 
-async function get(url: string, init?: RequestInit) {
-  const response = await fetch(url, init);
+/** A request with the token, unless the caller sends its own Authorization (or none: `authorization: ""`). */
+async function get(url: string, init: RequestInit & { authorization?: string } = {}) {
+  const { authorization = `Bearer ${TOKEN}`, ...rest } = init;
+  const headers = new Headers(rest.headers);
+  if (authorization !== "") headers.set("authorization", authorization);
+  const response = await fetch(url, { ...rest, headers });
   return { status: response.status, headers: response.headers, text: await response.text() };
 }
 
@@ -186,9 +193,13 @@ beforeAll(async () => {
 describe("serve: the release status page", () => {
   it("logs one line with its URL, answers /healthz, /api/releases (with ?limit= and an ETag), 404 and 405", async () => {
     expect(served.stderr()).toMatch(/^\[release\] release status page on http:\/\/127\.0\.0\.1:\d+\/ /m);
-    const health = await get(`${base}/healthz`);
-    expect(health.status).toBe(200);
-    expect(health.text).toMatch(/^ok\ndatabase: answered in \d+ ms\n$/);
+    const health = await get(`${base}/healthz`, { authorization: "" });
+    expect([health.status, health.text]).toEqual([200, "up\n"]);
+    const stranger = await get(`${base}/api/releases`, { authorization: "" });
+    expect([stranger.status, stranger.headers.get("www-authenticate")]).toEqual([
+      401,
+      'Basic realm="release-orchestrator", charset="UTF-8"',
+    ]);
 
     const api = await get(`${base}/api/releases`);
     expect(api.status).toBe(200);
@@ -266,11 +277,28 @@ describe("serve: the release status page", () => {
         "--disable-sync",
       ],
     });
+    // Without the right credentials the browser gets nothing of the page: with none, headless Chromium has
+    // nobody to ask and the navigation fails on the challenge; with a wrong token, it ends on the 401.
+    for (const httpCredentials of [undefined, { username: "ops", password: `${TOKEN}x` }]) {
+      const stranger = await browser.newContext(httpCredentials === undefined ? {} : { httpCredentials });
+      const outcome = await (await stranger.newPage()).goto(`${base}/`).catch((error: Error) => error);
+      if (outcome instanceof Error) {
+        expect(outcome.message).toMatch(/ERR_INVALID_AUTH_CREDENTIALS/);
+      } else {
+        expect(outcome?.status()).toBe(401);
+        expect(outcome?.headers()["www-authenticate"]).toMatch(/^Basic realm=/);
+        expect(await outcome?.text()).not.toContain("Releases");
+      }
+      await stranger.close();
+    }
+
+    // With them (what a person types into the browser's prompt: any user name, the token as password).
     const context = await browser.newContext({
       viewport: { width: 1280, height: 800 },
       colorScheme: "light",
       timezoneId: "UTC",
       locale: "en-US",
+      httpCredentials: { username: "ops", password: TOKEN },
     });
     const page = await context.newPage();
     const problems: string[] = [];
@@ -367,11 +395,12 @@ describe("serve: the release status page", () => {
     await context.close();
   }, 120_000);
 
-  it("stops on SIGTERM with exit 0, having logged one line and never the password", async () => {
+  it("stops on SIGTERM with exit 0, having logged one line and never the password nor the token", async () => {
     served.cli.process.kill("SIGTERM");
     const ended = await served.cli.done;
     expect(ended.exitCode).toBe(0);
     expect(ended.stderr).not.toContain(password);
+    expect(ended.stderr).not.toContain(TOKEN);
     expect(ended.stderr.trim().split("\n")).toEqual([expect.stringContaining("release status page on")]);
   });
 
@@ -394,6 +423,8 @@ describe("serve: the release status page", () => {
         expect(JSON.parse(down.text)).toEqual({
           error: "The database does not answer; retrying. The server log says why.",
         });
+        expect((await get(`${base}/healthz`)).text).toBe("down\n");
+        expect((await get(`${base}/metrics`)).status).toBe(503);
         await restarting;
         await waitFor("/healthz to say 200 again", async () =>
           (await get(`${base}/healthz`)).status === 200 ? true : undefined,

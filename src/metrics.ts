@@ -1,0 +1,218 @@
+// GET /metrics: what the ledger says, in the Prometheus text exposition format (version 0.0.4).
+// readMetrics gathers a snapshot with read-only SQL; formatMetrics turns it into text and is pure.
+
+import type pg from "pg";
+import { quoteIdent } from "./db.js";
+import { isMissingLedger } from "./ledger.js";
+import { readLockHolder } from "./lock.js";
+import type { LockKey } from "./lock-key.js";
+
+/** The Content-Type of the text format that Prometheus scrapes. */
+export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** Upper bounds of the attempt duration histogram, in seconds: migrations take seconds to an hour. */
+export const DURATION_BUCKETS_SECONDS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600] as const;
+
+export interface MetricsSnapshot {
+  lockName: string;
+  /** Whether a session holds the advisory lock now. */
+  lockHeld: boolean;
+  /** Every attempt in the ledger, counted by task and status (running included). */
+  attempts: { task: string; status: string; count: number }[];
+  /** Per task: when its latest successful attempt finished (seconds since the epoch). */
+  lastSuccess: { task: string; seconds: number }[];
+  /** Per task that has attempts: running attempts whose lease (last heartbeat + lease) has not run out. */
+  leases: { task: string; held: number }[];
+  /**
+   * Per task: processes waiting now. undefined while the ledger does not record live waiters (followers
+   * are recorded only when they finish): the metric is then described but has no sample, which
+   * Prometheus reads as "unknown", never as a false 0.
+   */
+  waiters: { task: string; count: number }[] | undefined;
+  /** Finished attempts with a duration, by task and status: cumulative bucket counts (DURATION_BUCKETS_SECONDS). */
+  durations: { task: string; status: string; buckets: number[]; count: number; sumSeconds: number }[];
+}
+
+// ------------------------------------------------------------------------------------------ format
+
+/** Label values: backslash, double quote and newline are escaped (text format 0.0.4). */
+const labelValue = (value: string) => value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+const helpText = (text: string) => text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+
+function labels(pairs: Record<string, string>): string {
+  const entries = Object.entries(pairs);
+  if (entries.length === 0) return "";
+  return `{${entries.map(([name, value]) => `${name}="${labelValue(value)}"`).join(",")}}`;
+}
+
+/** A number as the text format writes it (Go's strconv: +Inf, -Inf, NaN). */
+function number(value: number): string {
+  if (Number.isNaN(value)) return "NaN";
+  if (value === Infinity) return "+Inf";
+  if (value === -Infinity) return "-Inf";
+  return String(value);
+}
+
+type Sample = [labels: Record<string, string>, value: number, suffix?: string];
+
+function family(
+  name: string,
+  type: "gauge" | "counter" | "histogram",
+  help: string,
+  samples: Sample[],
+): string {
+  const lines = [`# HELP ${name} ${helpText(help)}`, `# TYPE ${name} ${type}`];
+  for (const [pairs, value, suffix = ""] of samples)
+    lines.push(`${name}${suffix}${labels(pairs)} ${number(value)}`);
+  return lines.join("\n");
+}
+
+const PREFIX = "release_orchestrator";
+
+/** The whole /metrics body, ending with a newline. */
+export function formatMetrics(snapshot: MetricsSnapshot): string {
+  const histogram: Sample[] = [];
+  for (const d of snapshot.durations) {
+    const base = { task: d.task, status: d.status };
+    DURATION_BUCKETS_SECONDS.forEach((le, i) =>
+      histogram.push([{ ...base, le: String(le) }, d.buckets[i] ?? 0, "_bucket"]),
+    );
+    histogram.push([{ ...base, le: "+Inf" }, d.count, "_bucket"]);
+    histogram.push([base, d.sumSeconds, "_sum"]);
+    histogram.push([base, d.count, "_count"]);
+  }
+  const families = [
+    family(
+      `${PREFIX}_attempts`,
+      "gauge",
+      "Attempts recorded in the ledger, by task and status (running, succeeded, failed, interrupted, lost, abandoned).",
+      snapshot.attempts.map((a) => [{ task: a.task, status: a.status }, a.count]),
+    ),
+    family(
+      `${PREFIX}_last_success_timestamp_seconds`,
+      "gauge",
+      "When the latest successful attempt of each task finished, in seconds since the Unix epoch.",
+      snapshot.lastSuccess.map((s) => [{ task: s.task }, s.seconds]),
+    ),
+    family(
+      `${PREFIX}_lock_held`,
+      "gauge",
+      "1 while a session holds the release advisory lock, 0 otherwise.",
+      [[{ lock: snapshot.lockName }, snapshot.lockHeld ? 1 : 0]],
+    ),
+    family(
+      `${PREFIX}_lease_held`,
+      "gauge",
+      "Running attempts of each task whose lease has not run out (last heartbeat plus lease): 1 while a leader owns the task.",
+      snapshot.leases.map((l) => [{ task: l.task }, l.held]),
+    ),
+    family(
+      `${PREFIX}_waiters`,
+      "gauge",
+      snapshot.waiters === undefined
+        ? "Processes waiting now, by task. No sample yet: this ledger records a follower only when it finishes."
+        : "Processes waiting now, by task.",
+      (snapshot.waiters ?? []).map((w) => [{ task: w.task }, w.count]),
+    ),
+    family(
+      `${PREFIX}_attempt_duration_seconds`,
+      "histogram",
+      "How long finished attempts ran, by task and status.",
+      histogram,
+    ),
+  ];
+  return `${families.join("\n")}\n`;
+}
+
+// -------------------------------------------------------------------------------------------- read
+
+interface AttemptCountRow {
+  task: string;
+  status: string;
+  count: number;
+  leased: number;
+  last_success: number | null;
+  timed: number;
+  sum_ms: number;
+}
+
+interface BucketRow {
+  task: string;
+  status: string;
+  le_ms: number;
+  n: number;
+}
+
+/** Reads a snapshot: the lock from pg_locks, the rest from the ledger (a missing ledger reads as empty). */
+export async function readMetrics(
+  client: pg.Client,
+  schema: string,
+  lock: { name: string; key: LockKey },
+): Promise<MetricsSnapshot> {
+  const holder = await readLockHolder(client, lock.key);
+  const snapshot: MetricsSnapshot = {
+    lockName: lock.name,
+    lockHeld: holder !== undefined,
+    attempts: [],
+    lastSuccess: [],
+    leases: [],
+    waiters: undefined,
+    durations: [],
+  };
+  const s = quoteIdent(schema);
+  let counts: AttemptCountRow[];
+  let buckets: BucketRow[];
+  try {
+    counts = (
+      await client.query<AttemptCountRow>(
+        `SELECT task, status, count(*)::int AS count,
+                count(*) FILTER (WHERE status = 'running'
+                  AND heartbeat_at + lease_ms * interval '1 millisecond' > clock_timestamp())::int AS leased,
+                extract(epoch FROM max(finished_at) FILTER (WHERE status = 'succeeded'))::float8 AS last_success,
+                count(duration_ms) FILTER (WHERE status <> 'running')::int AS timed,
+                coalesce(sum(duration_ms) FILTER (WHERE status <> 'running'), 0)::float8 AS sum_ms
+           FROM ${s}.attempts
+          GROUP BY task, status
+          ORDER BY task, status`,
+      )
+    ).rows;
+    buckets = (
+      await client.query<BucketRow>(
+        `SELECT a.task, a.status, b.le_ms, count(*) FILTER (WHERE a.duration_ms <= b.le_ms)::int AS n
+           FROM ${s}.attempts a CROSS JOIN unnest($1::int[]) AS b(le_ms)
+          WHERE a.status <> 'running' AND a.duration_ms IS NOT NULL
+          GROUP BY a.task, a.status, b.le_ms
+          ORDER BY a.task, a.status, b.le_ms`,
+        [DURATION_BUCKETS_SECONDS.map((seconds) => seconds * 1000)],
+      )
+    ).rows;
+  } catch (error) {
+    if (isMissingLedger(error)) return snapshot;
+    throw error;
+  }
+  const leases = new Map<string, number>();
+  const lastSuccess = new Map<string, number>();
+  for (const row of counts) {
+    snapshot.attempts.push({ task: row.task, status: row.status, count: row.count });
+    leases.set(row.task, (leases.get(row.task) ?? 0) + row.leased);
+    if (row.last_success !== null) lastSuccess.set(row.task, row.last_success);
+    if (row.status !== "running" && row.timed > 0) {
+      const le = DURATION_BUCKETS_SECONDS.map((seconds) => {
+        const bucket = buckets.find(
+          (b) => b.task === row.task && b.status === row.status && b.le_ms === seconds * 1000,
+        );
+        return bucket?.n ?? 0;
+      });
+      snapshot.durations.push({
+        task: row.task,
+        status: row.status,
+        buckets: le,
+        count: row.timed,
+        sumSeconds: row.sum_ms / 1000,
+      });
+    }
+  }
+  snapshot.leases = [...leases].map(([task, held]) => ({ task, held }));
+  snapshot.lastSuccess = [...lastSuccess].map(([task, seconds]) => ({ task, seconds }));
+  return snapshot;
+}

@@ -1,0 +1,120 @@
+// formatMetrics: the Prometheus text format, read back with a real parser.
+
+import { describe, expect, it } from "vitest";
+import { DURATION_BUCKETS_SECONDS, formatMetrics, type MetricsSnapshot } from "../../src/metrics.js";
+import { parseExposition, valueOf } from "../support/prometheus.js";
+
+const snapshot: MetricsSnapshot = {
+  lockName: "release-orchestrator",
+  lockHeld: true,
+  attempts: [
+    { task: "migrate", status: "failed", count: 2 },
+    { task: "migrate", status: "running", count: 1 },
+    { task: "migrate", status: "succeeded", count: 5 },
+    { task: 'seed"x\\y', status: "succeeded", count: 1 },
+  ],
+  lastSuccess: [
+    { task: "migrate", seconds: 1_795_000_000.25 },
+    { task: 'seed"x\\y', seconds: 1_795_000_100 },
+  ],
+  leases: [
+    { task: "migrate", held: 1 },
+    { task: 'seed"x\\y', held: 0 },
+  ],
+  waiters: undefined,
+  durations: [
+    { task: "migrate", status: "failed", buckets: [0, 1, 2, 2, 2, 2, 2, 2, 2, 2], count: 2, sumSeconds: 9.5 },
+    {
+      task: "migrate",
+      status: "succeeded",
+      buckets: [1, 3, 4, 4, 4, 4, 4, 5, 5, 5],
+      count: 5,
+      sumSeconds: 700,
+    },
+  ],
+};
+
+describe("formatMetrics", () => {
+  const text = formatMetrics(snapshot);
+  const exposition = parseExposition(text);
+
+  it("describes every family with its type and help", () => {
+    expect(Object.fromEntries([...exposition.families].map(([name, f]) => [name, f.type]))).toEqual({
+      release_orchestrator_attempts: "gauge",
+      release_orchestrator_last_success_timestamp_seconds: "gauge",
+      release_orchestrator_lock_held: "gauge",
+      release_orchestrator_lease_held: "gauge",
+      release_orchestrator_waiters: "gauge",
+      release_orchestrator_attempt_duration_seconds: "histogram",
+    });
+    for (const [name, family] of exposition.families) expect(family.help, name).toMatch(/\S{3}/);
+    expect(text.endsWith("\n")).toBe(true);
+  });
+
+  it("counts attempts by task and status, with label values escaped", () => {
+    const attempts = (labels: Record<string, string>) =>
+      valueOf(exposition, "release_orchestrator_attempts", labels);
+    expect(attempts({ task: "migrate", status: "succeeded" })).toBe(5);
+    expect(attempts({ task: "migrate", status: "failed" })).toBe(2);
+    expect(attempts({ task: "migrate", status: "running" })).toBe(1);
+    expect(attempts({ task: 'seed"x\\y', status: "succeeded" })).toBe(1);
+    expect(text).toContain('task="seed\\"x\\\\y"');
+  });
+
+  it("says when each task last succeeded, whether the lock and the leases are held", () => {
+    expect(
+      valueOf(exposition, "release_orchestrator_last_success_timestamp_seconds", { task: "migrate" }),
+    ).toBe(1_795_000_000.25);
+    expect(valueOf(exposition, "release_orchestrator_lock_held", { lock: "release-orchestrator" })).toBe(1);
+    expect(valueOf(exposition, "release_orchestrator_lease_held", { task: "migrate" })).toBe(1);
+    expect(valueOf(exposition, "release_orchestrator_lease_held", { task: 'seed"x\\y' })).toBe(0);
+    const free = parseExposition(formatMetrics({ ...snapshot, lockHeld: false }));
+    expect(valueOf(free, "release_orchestrator_lock_held", { lock: "release-orchestrator" })).toBe(0);
+  });
+
+  it("has no waiters sample until the ledger records live waiters (unknown, never a false 0)", () => {
+    expect(exposition.samples.filter((s) => s.name === "release_orchestrator_waiters")).toEqual([]);
+    expect(exposition.families.get("release_orchestrator_waiters")?.help).toContain("No sample yet");
+    const live = parseExposition(formatMetrics({ ...snapshot, waiters: [{ task: "migrate", count: 3 }] }));
+    expect(valueOf(live, "release_orchestrator_waiters", { task: "migrate" })).toBe(3);
+  });
+
+  it("gives attempt durations as a cumulative histogram per task and status", () => {
+    const name = "release_orchestrator_attempt_duration_seconds";
+    const ok = { task: "migrate", status: "succeeded" };
+    const buckets = [...DURATION_BUCKETS_SECONDS.map(String), "+Inf"].map((le) =>
+      valueOf(exposition, `${name}_bucket`, { ...ok, le }),
+    );
+    expect(buckets).toEqual([1, 3, 4, 4, 4, 4, 4, 5, 5, 5, 5]);
+    expect(valueOf(exposition, `${name}_count`, ok)).toBe(5);
+    expect(valueOf(exposition, `${name}_sum`, ok)).toBe(700);
+    expect(valueOf(exposition, `${name}_count`, { task: "migrate", status: "failed" })).toBe(2);
+  });
+
+  it("reads an empty ledger as families without samples, except the lock", () => {
+    const empty = parseExposition(
+      formatMetrics({
+        ...snapshot,
+        lockHeld: false,
+        attempts: [],
+        lastSuccess: [],
+        leases: [],
+        durations: [],
+      }),
+    );
+    expect(empty.samples.map((s) => s.name)).toEqual(["release_orchestrator_lock_held"]);
+  });
+
+  it("the parser check fails on a malformed line (so the checks above can fail)", () => {
+    expect(() => parseExposition(`${text}release_orchestrator_attempts{task="x} 1\n`)).toThrow(/malformed/);
+    expect(() => parseExposition(`${text}release_orchestrator_attempts{task="x"} one\n`)).toThrow(
+      /malformed/,
+    );
+    expect(() => parseExposition(`${text}release_orchestrator_attempts{task="x"} 1\n`)).not.toThrow();
+    // A duplicate series: the parser keeps both samples, valueOf refuses to pick one.
+    const twice = parseExposition(`${text}release_orchestrator_lock_held{lock="release-orchestrator"} 0\n`);
+    expect(() => valueOf(twice, "release_orchestrator_lock_held", { lock: "release-orchestrator" })).toThrow(
+      /2 samples/,
+    );
+  });
+});
