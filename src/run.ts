@@ -13,6 +13,7 @@ import { UsageError } from "./errors.js";
 import { ExitCode } from "./exit-codes.js";
 import { Ledger, LEDGER_VERSION, type FollowerOutcome, type LedgerState } from "./ledger.js";
 import { deriveLockKey } from "./lock-key.js";
+import { notifyOutcome } from "./notify.js";
 import { resolveReleaseId, shortReleaseId } from "./release-id.js";
 import type { Reporter } from "./reporter.js";
 import {
@@ -220,6 +221,22 @@ async function decideUntilDone(ctx: RunContext, link: Link, progress: Progress):
       }
       case "timeout": {
         await recordQuietly(ctx, link, "timeout", ExitCode.timeout, decision.on?.id);
+        await notifyOutcome(
+          config,
+          {
+            kind: "follower-timeout",
+            releaseId: ctx.release?.id,
+            task: config.task,
+            app: ctx.app,
+            role: config.role,
+            status: "timeout",
+            exitCode: ExitCode.timeout,
+            durationMs: Date.now() - ctx.startedMs,
+            attemptId: decision.on?.id,
+            leaderApp: decision.on?.app,
+          },
+          reporter,
+        );
         reporter.error(
           `timed out after ${formatDuration(Date.now() - ctx.startedMs)} waiting for ${decision.on ? describeAttempt(ctx, decision.on) : `a leader for ${config.task} of ${ctx.label}`}; raise --wait-timeout (RELEASE_WAIT_TIMEOUT) or look at the leader with release-orchestrator status.`,
           fields(ctx, "timeout", decision.on?.id, { exitCode: ExitCode.timeout }),
@@ -232,11 +249,28 @@ async function decideUntilDone(ctx: RunContext, link: Link, progress: Progress):
         const taken = await withReconnect(ctx, link, async () =>
           ledger.abandon(await link.client(), decision.attempt.id),
         );
-        if (taken)
+        if (taken) {
           reporter.warn(
             `taking over: ${describeAttempt(ctx, decision.attempt)} on ${decision.attempt.host} lost its owner (lease expired); recorded as abandoned.`,
             fields(ctx, "takeover", decision.attempt.id),
           );
+          await notifyOutcome(
+            config,
+            {
+              kind: "attempt-finished",
+              releaseId: decision.attempt.releaseId,
+              task: config.task,
+              app: decision.attempt.app,
+              role: decision.attempt.role,
+              status: "abandoned",
+              exitCode: null,
+              durationMs: Date.now() - decision.attempt.startedAt.getTime(),
+              attemptId: decision.attempt.id,
+              host: decision.attempt.host,
+            },
+            reporter,
+          );
+        }
         break;
       }
       case "end-orphans": {

@@ -7,6 +7,7 @@ import { formatDuration } from "../duration.js";
 import { ExitCode } from "../exit-codes.js";
 import { attemptApplicationName, type AttemptOutcome } from "../ledger.js";
 import { exitCodeForSignal, fields, result, type RunContext, type RunResult } from "./context.js";
+import { notifyOutcome, type NotifyEvent, type NotifyStatus } from "../notify.js";
 import type { Link } from "./link.js";
 import { withOwnership } from "./ownership.js";
 
@@ -42,10 +43,29 @@ export async function lead(
 ): Promise<RunResult> {
   const { config, reporter } = ctx;
   const attemptId = attempt.id;
-  return withOwnership(ctx, link, attemptId, attempt.leaseMs, async (ownership) => {
+  /** What ended, for RELEASE_NOTIFY_URL: sent once the ledger row is final and the lock is released. */
+  let ended: NotifyEvent | undefined;
+  const end = (status: NotifyStatus, run: CommandResult | undefined, durationMs: number, outputTail = "") => {
+    ended = {
+      kind: "attempt-finished",
+      releaseId: ctx.release?.id,
+      task: config.task,
+      app: ctx.app,
+      role: config.role,
+      status,
+      exitCode: run === undefined || run.signal !== null ? null : run.exitCode,
+      signal: run?.signal ?? null,
+      durationMs,
+      attemptId,
+      host: ctx.host,
+      outputTail,
+    };
+  };
+  const outcome = await withOwnership(ctx, link, attemptId, attempt.leaseMs, async (ownership) => {
     if (ctx.signal?.aborted === true) {
       const code = exitCodeForSignal(ctx.signal.reason);
       await ownership.finish({ status: "interrupted", exitCode: null, signal: null, outputTail: "" });
+      end("interrupted", undefined, 0);
       reporter.info(
         `interrupted by ${String(ctx.signal.reason)} before the command started; nothing was run.`,
         fields(ctx, "interrupted", attemptId, { exitCode: code }),
@@ -94,6 +114,7 @@ export async function lead(
 
     if (ownership.lost.aborted) {
       await ownership.finish({ status: "lost", ...exit });
+      end("lost", run, durationMs, outputTail);
       reporter.error(
         `the command was stopped because ownership was lost (attempt #${attemptId}, the command ${describeExit(run)}); check the database connection and retry the release.`,
         fields(ctx, "lock-lost", attemptId, { exitCode: ExitCode.lockLost }),
@@ -103,6 +124,7 @@ export async function lead(
 
     const { status, exitCode } = outcomeOf(run, interruptedBy);
     const recorded = await ownership.finish({ status, ...exit });
+    end(recorded === "recorded" ? status : "lost", run, durationMs, outputTail);
     if (recorded !== "recorded") {
       reporter.error(
         recorded === "not-ours"
@@ -132,4 +154,8 @@ export async function lead(
     );
     return result(ctx, "command-failed", exitCode, attemptId);
   });
+  // An interrupted release has little time left (Heroku gives 30 s after SIGTERM): notify briefly.
+  if (ended !== undefined)
+    await notifyOutcome(config, ended, reporter, ended.status === "interrupted" ? { budgetMs: 3000 } : {});
+  return outcome;
 }

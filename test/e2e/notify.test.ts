@@ -239,7 +239,7 @@ describe("notifyOutcome against a real receiver", () => {
  * `run` calls notifyOutcome where an attempt ends and where a follower times out. That call belongs in
  * src/run.ts, which the core rewrite (issue 11) owns; set this to true once it is wired.
  */
-const RUN_NOTIFIES = false;
+const RUN_NOTIFIES = true;
 
 describe.runIf(RUN_NOTIFIES)("run with RELEASE_NOTIFY_URL", () => {
   const db = useTestDatabase("notify-run");
