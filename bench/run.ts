@@ -25,7 +25,7 @@ const CONTENDER_MB = 40;
 const MAX_ALIVE = Number(process.env.BENCH_MAX_ALIVE ?? 200);
 /** BENCH_ONLY=1,4 runs only those items, BENCH_QUICK=1 a smaller plan (to work on the bench itself);
  * either way RESULTS.md is left alone. */
-const ALL_ITEMS = ["1", "2", "3", "4", "5", "6"];
+const ALL_ITEMS = ["1", "2", "3", "4", "5", "6", "7"];
 const ONLY = new Set(process.env.BENCH_ONLY?.split(",").map((s) => s.trim()) ?? ALL_ITEMS);
 
 const PLAN = QUICK
@@ -35,6 +35,8 @@ const PLAN = QUICK
       done: { runs: 5 },
       pairReps: 1,
       ns: [2, 10, 100],
+      pooledWake: { rounds: 10, followers: 2 },
+      pooledN: 20,
     }
   : {
       wake: { rounds: 100, followers: 2 },
@@ -42,6 +44,8 @@ const PLAN = QUICK
       done: { runs: 15 },
       pairReps: 3,
       ns: [2, 10, 100, 500],
+      pooledWake: { rounds: 50, followers: 2 },
+      pooledN: 100,
     };
 
 const started = now();
@@ -109,6 +113,18 @@ function wakeRows(r: WakeResult): Row[] {
       met: "—",
     },
   ];
+}
+
+function pooledWakeRow(r: WakeResult): Row {
+  const ok = r.failures.length === 0;
+  const p99 = percentile(r.decided, 99);
+  return {
+    item: "7",
+    measurement: `Follower wake through PgBouncer (transaction mode, pool size 4; followers poll), commit → decided (p50 / p99, n=${r.decided.length}: ${r.rounds} rounds of 1 leader + ${r.followersPerRound} followers)`,
+    result: `${ms(median(r.decided))} / ${ms(p99)} (max ${ms(max(r.decided))}); exited ${ms(median(r.exited))} / ${ms(percentile(r.exited, 99))}${ok ? "" : `; ${r.failures.length} failures`}`,
+    target: "p99 ≤ 1 s",
+    met: ok && p99 <= 1000 ? "yes" : "no",
+  };
 }
 
 function overheadRow(r: OverheadResult): Row[] {
@@ -223,6 +239,7 @@ function methodNotes(plan: typeof PLAN, cap: number): string[] {
     `2: each round runs the four commands one at a time in a random order; ${plan.overhead.warmup} warm-up rounds are not counted. \`run -- true\` is a leader with a new release id each time (connect, lock, ledger, run, record, exit).`,
     `3: a release succeeded first; then ${plan.done.runs} late contenders (role auto) run one at a time, each followed by \`node -e 0\` (1 warm-up not counted). "Decided" is when its "already succeeded ... nothing to do" line reached the bench. One more run goes through a TCP proxy that reads the client's side of the wire protocol: one round trip per simple Query or per extended-protocol batch ending in Sync; the decision is taken on the answer to the first statement that reads the ledger's attempts.`,
     `4: a server with max_connections=50 (47 for the non-superuser role). The N contenders (role auto, one release id) start at most 4 at a time and at most ${cap} alive at once: each is a Node process (~35 MB private memory, ~0.15 s CPU to start), and the waiters of a crowded server poll by reconnecting, which also costs CPU, so beyond ~${MAX_ALIVE} live contenders the ramp on 2 cores outgrows the 5-minute budget (BENCH_MAX_ALIVE raises it; the cap never exceeds half the free memory). The winner's command appends a line to a file (executions) and waits on a gate, opened when every live contender is waiting or retrying a refused connection (or after 60 s: "gate forced open"). Contenders beyond the cap start as slots free up, after the outcome, and take the already-done path; "the K racing" are those alive at the finish. Peak connections: the role's sessions in pg_stat_activity, sampled every 20 ms. "Finish" is the attempt's finished_at.`,
+    `7: as 1 and 4, but every process under test gets DATABASE_URL through PgBouncer 1.18 in transaction mode with default_pool_size = 4 (the setup that made 0.1.0 run one migration up to 4 times): no session is proven, so the lease alone decides and followers poll the ledger (every 100 ms, backing off to 500 ms) instead of waiting for NOTIFY; ${plan.pooledWake.rounds} wake rounds, and ${plan.pooledN} contenders in one round.`,
     "5: the maxRSS each process reports at its end with --verbose (leader and followers of item 1; the leader's command is a separate process and not included).",
     `6: ${plan.pairReps} repetitions in a rotating order, each on a fresh database; both apps are spawned back to back; wall time is from the first spawn to the last exit. Every variant runs node-pg-migrate 9.0.0 (bench/peers; the first version with --advisory-lock-mode, which needs Node ≥ 20.11) on the same 2 s migration (bench/fixtures/pair-migrations), which inserts a row per execution. (b) blocks inside pg_advisory_lock, which MISSION.md rules out for the orchestrator (a blocked waiter deadlocks a leader running CREATE INDEX CONCURRENTLY); (c) only works when both apps run on one host.`,
   ];
@@ -253,6 +270,12 @@ async function main(): Promise<number> {
     ? await attempt("3 already-done fast path", rows, () => measureAlreadyDone(ctx, PLAN.done))
     : undefined;
   if (done !== undefined) rows.push(...alreadyDoneRows(done));
+  const pooledWake = ONLY.has("7")
+    ? await attempt("7 follower wake through PgBouncer", rows, () =>
+        measureWake(ctx, { ...PLAN.pooledWake, pooled: true }),
+      )
+    : undefined;
+  if (pooledWake !== undefined) rows.push(pooledWakeRow(pooledWake));
   const pairs = ONLY.has("6")
     ? await attempt("6 side by side", rows, () => measurePair(ctx, { reps: PLAN.pairReps }))
     : undefined;
@@ -277,13 +300,39 @@ async function main(): Promise<number> {
     await crowded.stop();
     servers.splice(servers.indexOf(crowded), 1);
   }
+  if (ONLY.has("7")) {
+    const pooledServer = await startBenchServer(50);
+    servers.push(pooledServer);
+    const r = await attempt(`7 contention N=${PLAN.pooledN} through PgBouncer`, contentionRows, () =>
+      measureContention({ ...ctx, server: pooledServer }, pooledServer, {
+        n: PLAN.pooledN,
+        cap,
+        startingLimit: 4,
+        rampTimeoutMs: 60_000,
+        pooled: true,
+      }),
+    );
+    if (r !== undefined)
+      contentionRows.push({
+        ...contentionRow(r, pooledServer.maxConnections),
+        item: "7",
+        measurement: `Contention through PgBouncer (transaction mode, pool size 4), N=${r.n}, max_connections=${pooledServer.maxConnections}`,
+      });
+    await pooledServer.stop();
+    servers.splice(servers.indexOf(pooledServer), 1);
+  }
 
   rows.push(...contentionRows);
   if (wake !== undefined) rows.push(memoryRow(wake));
   if (pairs !== undefined) rows.push(...pairRows(pairs));
   rows.sort((a, b) => a.item.localeCompare(b.item));
 
-  const failures = [...(wake?.failures ?? []), ...(overhead?.failures ?? []), ...(done?.failures ?? [])];
+  const failures = [
+    ...(wake?.failures ?? []),
+    ...(pooledWake?.failures ?? []),
+    ...(overhead?.failures ?? []),
+    ...(done?.failures ?? []),
+  ];
   for (const failure of failures.slice(0, 5)) log(`failure: ${short(failure)}`);
   if (failures.length > 5) log(`... and ${failures.length - 5} more failures`);
   const table = renderTable(rows);

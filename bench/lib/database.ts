@@ -34,6 +34,17 @@ export interface BenchDatabase {
   close(): Promise<void>;
 }
 
+/** The same database, with the processes under test given `appUrl` (a pooler in front of it). */
+export function throughPooler(db: BenchDatabase, appUrl: string): BenchDatabase {
+  return {
+    name: db.name,
+    appUrl,
+    adminUrl: db.adminUrl,
+    query: (sql, params) => db.query(sql, params),
+    close: () => db.close(),
+  };
+}
+
 function withDatabase(url: string, database: string, user?: { name: string; password: string }): string {
   const parsed = new URL(url);
   parsed.pathname = `/${database}`;

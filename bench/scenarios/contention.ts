@@ -12,7 +12,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import type pg from "pg";
 import { Gate, startCli, type BenchContext } from "../lib/context.js";
-import { clockOffset, LEDGER_SCHEMA, openClient, type BenchServer } from "../lib/database.js";
+import { clockOffset, LEDGER_SCHEMA, openClient, throughPooler, type BenchServer } from "../lib/database.js";
+import { startBouncer } from "../../test/support/pgbouncer.js";
 import { killAll, lastWords, now, sleep, withTimeout, type Proc } from "../lib/processes.js";
 
 export interface ContentionResult {
@@ -50,11 +51,17 @@ interface Contender {
 export async function measureContention(
   ctx: BenchContext,
   server: BenchServer,
-  options: { n: number; cap: number; startingLimit: number; rampTimeoutMs: number },
+  options: { n: number; cap: number; startingLimit: number; rampTimeoutMs: number; pooled?: boolean },
 ): Promise<ContentionResult> {
   const { n } = options;
   const cap = Math.min(n, options.cap);
-  const db = await server.createDatabase(`contention_${n}`);
+  const direct = await server.createDatabase(`contention_${n}${options.pooled === true ? "_pooled" : ""}`);
+  // Through PgBouncer in transaction mode with a pool of 4 server connections for all N contenders.
+  const bouncer =
+    options.pooled === true
+      ? await startBouncer(direct.appUrl, { poolMode: "transaction", poolSize: 4 })
+      : undefined;
+  const db = bouncer === undefined ? direct : throughPooler(direct, bouncer.url);
   const runs = path.join(ctx.ws.dir, `runs-${n}`);
   const gate = new Gate(path.join(ctx.ws.dir, `gate-contention-${n}`));
   const release = `contention-${n}`;
@@ -134,6 +141,7 @@ export async function measureContention(
     await killAll(contenders.map((c) => c.proc));
     throw error;
   } finally {
+    bouncer?.stop();
     sampling = false;
     await samplerLoop;
     await sampler.end().catch(() => undefined);

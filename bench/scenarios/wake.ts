@@ -14,7 +14,9 @@
 import path from "node:path";
 import { clockOffset, listenLedger, LEDGER_SCHEMA } from "../lib/database.js";
 import { DECISION, Gate, peakRssMb, startCli, type BenchContext } from "../lib/context.js";
+import { throughPooler } from "../lib/database.js";
 import { killAll, sleep, withTimeout, type Proc } from "../lib/processes.js";
+import { startBouncer } from "../../test/support/pgbouncer.js";
 
 export interface WakeResult {
   rounds: number;
@@ -28,18 +30,24 @@ export interface WakeResult {
   failures: string[];
 }
 
-/** Has the follower LISTENed and then read the ledger and seen the leader's attempt running? */
+/** Has the follower LISTENed (or, through a pooler, begun polling) and read the ledger and seen the leader's attempt running? */
 function waitingOnRunningAttempt(_line: string, all: readonly string[]): boolean {
   const decisions = all.filter((line) => DECISION.test(line));
   const last = decisions.at(-1) ?? "";
-  return decisions.length >= 2 && last.includes("decision: wait") && last.includes("running)");
+  return decisions.length >= 2 && /decision: wait \(latest #\d+ running/.test(last);
 }
 
 export async function measureWake(
   ctx: BenchContext,
-  options: { rounds: number; followers: number },
+  options: { rounds: number; followers: number; pooled?: boolean },
 ): Promise<WakeResult> {
-  const db = await ctx.server.createDatabase("wake");
+  const direct = await ctx.server.createDatabase(options.pooled === true ? "wake_pooled" : "wake");
+  // Through PgBouncer in transaction mode (pool size 4), the processes under test get the pooled URL.
+  const bouncer =
+    options.pooled === true
+      ? await startBouncer(direct.appUrl, { poolMode: "transaction", poolSize: 4 })
+      : undefined;
+  const db = bouncer === undefined ? direct : throughPooler(direct, bouncer.url);
   const listener = await listenLedger(db.adminUrl);
   const result: WakeResult = {
     rounds: options.rounds,
@@ -135,6 +143,7 @@ export async function measureWake(
     }
   } finally {
     await listener.close();
+    bouncer?.stop();
   }
   return result;
 }

@@ -58,9 +58,10 @@ function sourceFiles(dir: string): string[] {
   );
 }
 
-const coreFiles = readdirSync(join(ROOT, "src"))
-  .filter((name) => name.endsWith(".ts"))
-  .map((name) => join(ROOT, "src", name));
+/** The tool's own sources, its folders included (the demo app under src/platform is not the tool). */
+const coreFiles = sourceFiles(join(ROOT, "src")).filter(
+  (file) => !file.includes(`${join("src", "platform")}/`),
+);
 
 /** What the deployed tool reads: every option's variables, the seed recipe's, the env file's, and what the core reads directly. */
 function variablesTheToolReads(): string[] {
