@@ -105,11 +105,19 @@ const KEY_SEPARATOR = `\\\\*["']?\\s*[:=]\\s*\\\\*["']?`;
 /** `scheme://user:password@host`: userinfo may hold an unencoded @, so the last @ before the host ends it. */
 const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s/?#"'<>\\]*)@/gi;
 
-/** Masks the password of every URL in a text, known or not. */
-export function maskUrlPasswords(text: string): string {
+/** What documentation writes in a URL's password place: `password`, `<password>`, `$PGPASSWORD`, `*****`. */
+const PLACEHOLDER = /^(?:password|pass|pwd|\*+|<[^>]*>|\$\{?[A-Za-z_]\w*\}?)$/i;
+
+/**
+ * Masks the password of every URL in a text, known or not; a placeholder (as in our own advice,
+ * postgres://user:password@host) is left as written unless it is a known secret.
+ */
+export function maskUrlPasswords(text: string, known: ReadonlySet<string> = new Set()): string {
   return text.replace(URL_USERINFO, (whole, scheme: string, userinfo: string) => {
     const colon = userinfo.indexOf(":");
     if (colon < 0 || colon === userinfo.length - 1) return whole;
+    const password = userinfo.slice(colon + 1);
+    if (PLACEHOLDER.test(password) && !known.has(password)) return whole;
     return `${scheme}${userinfo.slice(0, colon)}:${MASK}@`;
   });
 }
@@ -142,7 +150,7 @@ export function createScrubber(): Scrubber {
       rebuild();
     },
     scrub(text) {
-      const masked = maskUrlPasswords(text);
+      const masked = maskUrlPasswords(text, secrets);
       return pattern === undefined ? masked : masked.replace(pattern, MASK);
     },
   };
