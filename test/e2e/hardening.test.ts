@@ -3,13 +3,14 @@
 // doctor with .env's PGSSLMODE, and socket URLs. Each runs the built CLI against the harness server.
 
 import { spawn } from "node:child_process";
+import { createServer } from "node:net";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
-import { CLI, cleanEnv, runCli, scratchDir } from "../support/cli.js";
+import { CLI, cleanEnv, runCli, scratchDir, sleep, startCli } from "../support/cli.js";
 
 const db = useTestDatabase("hardening");
 
@@ -79,6 +80,71 @@ describe("the password in every spelling", () => {
     for (const text of texts) for (const spelling of spellings) expect(text).not.toContain(spelling);
     for (const line of json.stderr.trim().split("\n"))
       expect(() => JSON.parse(line) as unknown).not.toThrow();
+  });
+  it("serves no spelling of Secret!Pass (written Secret%21Pass) from /api/releases, even one recorded unmasked", async () => {
+    const { url } = await createRole("Secret!Pass", "Secret%21Pass");
+    const schema = `served_${suffix()}`;
+    const releaseId = `serve-${suffix()}`;
+    const env = { DATABASE_URL: url, RELEASE_SCHEMA: schema };
+    const ran = await runCli(["run", "--release-id", releaseId, "--", "true"], { env });
+    expect(ran.exitCode, ran.stderr).toBe(0);
+    // As an older version recorded it: the spellings in the command and the output tail, unmasked.
+    await db().query(`UPDATE ${schema}.attempts SET command = $1, output_tail = $2 WHERE release_id = $3`, [
+      `psql ${url}`,
+      `Secret%21Pass Secret!Pass "Secret%21Pass" Secret%21%50ass %53ecret%21Pass`,
+      releaseId,
+    ]);
+    const port = await new Promise<number>((resolve, reject) => {
+      const probe = createServer();
+      probe.once("error", reject);
+      probe.listen(0, "127.0.0.1", () => {
+        const { port: free } = probe.address() as { port: number };
+        probe.close(() => resolve(free));
+      });
+    });
+    const served = startCli(["serve", "--port", String(port), "--host", "127.0.0.1"], {
+      env,
+      timeoutMs: 60_000,
+    });
+    try {
+      let body: string | undefined;
+      const end = Date.now() + 20_000;
+      while (body === undefined) {
+        body = await fetch(`http://127.0.0.1:${port}/api/releases`)
+          .then((response) => (response.ok ? response.text() : undefined))
+          .catch(() => undefined);
+        if (body === undefined && Date.now() > end) throw new Error("serve did not answer within 20 s");
+        if (body === undefined) await sleep(50);
+      }
+      expect(body).toContain(releaseId);
+      expect(body).toContain("*****");
+      for (const spelling of ["Secret!Pass", "Secret%21Pass", "%50ass", "%53ecret"]) {
+        expect(body).not.toContain(spelling);
+      }
+    } finally {
+      served.process.kill("SIGTERM");
+      await served.done;
+    }
+  });
+
+  it("leaves ordinary words alone with a plain-word password, masks it as a value, and says so", async () => {
+    const { url } = await createRole("migrate", "migrate");
+    const schema = `plain_${suffix()}`;
+    const env = { DATABASE_URL: url, RELEASE_SCHEMA: schema, RELEASE_ID: `plain-${suffix()}` };
+    const run = await runCli(
+      ["run", "--", "sh", "-c", 'echo "running migrate for release"; echo "$DATABASE_URL"'],
+      {
+        env,
+      },
+    );
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/warning: the database password is short or a plain word/);
+    expect(run.stderr).toMatch(/running migrate for release/);
+    const [row] = await ledger<{ output_tail: string }>(schema);
+    expect(row?.output_tail).toContain("running migrate for release");
+    expect(row?.output_tail).toMatch(/postgres:\/\/h_[0-9a-f]+:\*\*\*\*\*@/);
+    const doctor = await runCli(["doctor"], { env });
+    expect(doctor.stdout).toMatch(/WARN\s+password: The database password is short or a plain word/);
   });
 });
 
