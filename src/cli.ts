@@ -198,9 +198,10 @@ function survivePipeErrors(): void {
 /** --json or RELEASE_JSON, read before the config is, so that usage errors are JSON events too. */
 function wantsJson(args: readonly string[], env: Environment): boolean {
   const flag = args.findLast((arg) => arg === "--json" || arg === "--no-json" || arg.startsWith("--json="));
-  if (flag !== undefined) {
-    return flag === "--json" || ["true", "1", "yes", "on"].includes(flag.slice(7).toLowerCase());
-  }
+  if (flag === "--json") return true;
+  if (flag === "--no-json") return false;
+  if (flag !== undefined)
+    return ["true", "1", "yes", "on"].includes(flag.slice("--json=".length).toLowerCase());
   return ["true", "1", "yes", "on"].includes((env.RELEASE_JSON ?? "").trim().toLowerCase());
 }
 
