@@ -8,7 +8,8 @@ import { ReleaseError, UsageError } from "./errors.js";
 import { ExitCode } from "./exit-codes.js";
 import { ENV_FILE_OPTION, OPTIONS, takes, type CommandName, type OptionSpec } from "./options.js";
 import { createReporter, type Reporter } from "./reporter.js";
-import { parseRunFast } from "./run-args.js";
+import { joinNegativeValues, parseRunFast } from "./run-args.js";
+import { isDistinctive } from "./secrets.js";
 
 const VERSION = (
   JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
@@ -73,20 +74,32 @@ interface Loaded {
 }
 
 /** Shared by every command: the same options, environment, .env, warnings and secrets. */
-function load(argv: Record<string, unknown>, reporter: Reporter, purpose: "run" | "inspect"): Loaded {
+function load(argv: Record<string, unknown>, reporter: Reporter, command: CommandName): Loaded {
   const flags = givenFlags(argv);
   const { config, warnings, dotenv } = loadConfig(
     flags,
     commandWords(argv),
     process.env,
     process.cwd(),
-    purpose,
+    command === "run" ? "run" : "inspect",
+    command,
   );
   reporter.configure({ verbose: config.verbose, json: config.json, quiet: config.quiet });
-  reporter.addSecret(passwordOf(config.databaseUrl));
+  const password = passwordOf(config.databaseUrl);
+  reporter.addSecret(password);
   reporter.addSecret(config.serveToken);
   reporter.addSecret(config.notifyUrl);
+  if (command === "run") {
+    // Every --json event of run says who and what: the release joins when it is known.
+    if (config.app !== undefined) reporter.setApp(config.app);
+    reporter.setContext({ role: config.role, task: config.task, release: config.releaseId });
+  }
   for (const warning of warnings) reporter.warn(warning);
+  if (password !== undefined && !isDistinctive(password) && command === "run") {
+    reporter.warn(`${WEAK_PASSWORD_WARNING} Use a random password of 16 characters or more.`, {
+      event: "weak-password",
+    });
+  }
   return { config, env: { ...dotenv, ...process.env }, flags };
 }
 
@@ -117,21 +130,19 @@ async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Pr
 }
 
 async function statusCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
-  const { config, env } = load(argv, reporter, "inspect");
+  const { config } = load(argv, reporter, "status");
   const { withClient, readStatus, formatStatus } = await import("./inspect.js");
-  const report = await withClient(config, env, "status", (client) =>
-    readStatus(client, config, config.limit),
-  );
+  const report = await withClient(config, "status", (client) => readStatus(client, config, config.limit));
   print(reporter, config.json ? JSON.stringify(report, null, 2) : formatStatus(report));
   return ExitCode.ok;
 }
 
 async function historyCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
-  const { config, env, flags } = load(argv, reporter, "inspect");
+  const { config, flags } = load(argv, reporter, "history");
   const { withClient, readHistory, formatHistory } = await import("./inspect.js");
   // --app filters; the app name from the environment (HEROKU_APP_NAME...) does not.
   const app = typeof flags.app === "string" ? config.app : undefined;
-  const attempts = await withClient(config, env, "history", (client) =>
+  const attempts = await withClient(config, "history", (client) =>
     readHistory(client, config, { release: config.release, app, limit: config.limit }),
   );
   print(reporter, config.json ? JSON.stringify(attempts, null, 2) : formatHistory(attempts));
@@ -139,7 +150,7 @@ async function historyCommand(argv: Record<string, unknown>, reporter: Reporter)
 }
 
 async function doctorCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
-  const { config, env } = load(argv, reporter, "inspect");
+  const { config, env } = load(argv, reporter, "doctor");
   const { runDoctor, formatFindings } = await import("./inspect.js");
   const findings = await runDoctor(config, env, process.cwd());
   const failed = findings.some((f) => f.verdict === "fail");
@@ -153,15 +164,47 @@ async function doctorCommand(argv: Record<string, unknown>, reporter: Reporter):
 }
 
 async function serveCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
-  const { config } = load(argv, reporter, "inspect");
+  const { config } = load(argv, reporter, "serve");
   const { serveReleases } = await import("./serve.js");
   await withSignals((signal) => serveReleases({ config, reporter, signal }));
   return ExitCode.ok;
 }
 
-/** Results of read-only commands go to stdout, scrubbed of secrets. */
+/** Results of read-only commands go to stdout, scrubbed of secrets; a closed stdout drops them. */
 function print(reporter: Reporter, text: string): void {
+  if (process.stdout.destroyed || !process.stdout.writable) return;
   process.stdout.write(`${reporter.redact(text)}\n`);
+}
+
+/** Same words as doctor's "password" check (inspect.ts is loaded lazily, so the text lives here too). */
+const WEAK_PASSWORD_WARNING =
+  "the database password is short or a plain word (under 8 characters, or only letters and under 16): it is masked in URLs and password= settings, but not in free text, where it cannot be told from ordinary words.";
+
+/**
+ * A reader of our output that goes away (`run ... | head -c 5`) must not end the orchestrator: the
+ * command is still supervised and its outcome recorded. Writes to a closed stream fail with EPIPE
+ * (Node ignores SIGPIPE); without a listener that error would be thrown from the event loop.
+ */
+function survivePipeErrors(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "EPIPE" || error.code === "ERR_STREAM_DESTROYED") {
+        stream.destroy();
+        return;
+      }
+      throw error;
+    });
+  }
+}
+
+/** --json or RELEASE_JSON, read before the config is, so that usage errors are JSON events too. */
+function wantsJson(args: readonly string[], env: Environment): boolean {
+  const flag = args.findLast((arg) => arg === "--json" || arg === "--no-json" || arg.startsWith("--json="));
+  if (flag === "--json") return true;
+  if (flag === "--no-json") return false;
+  if (flag !== undefined)
+    return ["true", "1", "yes", "on"].includes(flag.slice("--json=".length).toLowerCase());
+  return ["true", "1", "yes", "on"].includes((env.RELEASE_JSON ?? "").trim().toLowerCase());
 }
 
 interface CommandDefinition {
@@ -234,8 +277,13 @@ const COMMAND_DEFINITIONS: CommandDefinition[] = [
 ];
 
 /** Parses argv, runs the chosen command and returns the exit code; never calls process.exit. */
-export async function main(args: string[]): Promise<number> {
-  const reporter = createReporter({ verbose: args.includes("--verbose"), json: args.includes("--json") });
+export async function main(argv: string[]): Promise<number> {
+  survivePipeErrors();
+  const args = joinNegativeValues(argv);
+  const reporter = createReporter({
+    verbose: args.includes("--verbose"),
+    json: wantsJson(args.slice(0, args.includes("--") ? args.indexOf("--") : undefined), process.env),
+  });
   const fast = parseRunFast(args);
   if (fast !== undefined) {
     try {

@@ -106,6 +106,38 @@ function collector(): (bytes: number) => void {
 }
 const GC_EVERY_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Streams the command's output to ours, with backpressure (a slow reader slows the command, as a pipe
+ * would), and keeps every chunk for the tail. When our side is closed (`run ... | head -c 5`: EPIPE)
+ * the output is still read to the end, so the command is never blocked on a full pipe, and still
+ * kept for the ledger; it is only no longer shown. (Readable.pipe would stop reading instead.)
+ */
+function forward(
+  source: NodeJS.ReadableStream,
+  target: NodeJS.WritableStream & { destroyed: boolean; writable: boolean },
+  onChunk: (chunk: Buffer) => void,
+): void {
+  let closed = false;
+  const close = () => {
+    closed = true;
+    source.resume();
+  };
+  target.on("error", close);
+  target.on("close", close);
+  source.once("end", () => {
+    target.off("error", close);
+    target.off("close", close);
+  });
+  source.on("data", (chunk: Buffer) => {
+    onChunk(chunk);
+    if (closed || target.destroyed || !target.writable) return;
+    if (!target.write(chunk)) {
+      source.pause();
+      target.once("drain", () => source.resume());
+    }
+  });
+}
+
 export interface StartedCommand {
   pid: number | undefined;
   result: Promise<CommandResult>;
@@ -153,10 +185,8 @@ export async function startCommand(
     tail.push(chunk);
     collect(chunk.length);
   };
-  child.stdout?.on("data", onChunk);
-  child.stderr?.on("data", onChunk);
-  child.stdout?.pipe(process.stdout, { end: false });
-  child.stderr?.pipe(process.stderr, { end: false });
+  if (child.stdout) forward(child.stdout, process.stdout, onChunk);
+  if (child.stderr) forward(child.stderr, process.stderr, onChunk);
 
   let exited = false;
   const result = (async (): Promise<CommandResult> => {

@@ -10,11 +10,15 @@ import {
   OPTIONS,
   RUN_MIGRATIONS_ENV,
   RUN_MIGRATIONS_SCHEMA,
+  takes,
+  type CommandName,
   type FollowerMode,
   type OrphanPolicy,
   type OptionSpec,
   type Role,
 } from "./options.js";
+
+export { passwordOf } from "./secrets.js";
 
 export type Command = { kind: "argv"; file: string; args: string[] } | { kind: "shell"; script: string };
 
@@ -34,6 +38,8 @@ export interface Config {
   lockName: string;
   schema: string;
   connectTimeoutMs: number;
+  /** PGSSLMODE (environment or .env), applied to every connection whose URL has no sslmode. */
+  sslMode: string | undefined;
   killGraceMs: number;
   orphanSessions: OrphanPolicy;
   command: Command | undefined;
@@ -65,6 +71,11 @@ export interface ConfigInput {
   dotenv: Environment;
   /** `run` needs a command (unless a follower); status, history, doctor and serve only read. Default run. */
   purpose?: "run" | "inspect";
+  /**
+   * The command being configured: options it does not take (PORT for `run`) are not read from the
+   * environment, so a value meant for something else never blocks it. All options when absent.
+   */
+  command?: CommandName;
 }
 
 export type ConfigResult =
@@ -105,27 +116,61 @@ function lookupEnv(name: string, input: ConfigInput): Found | undefined {
   return undefined;
 }
 
-/** The password in a database URL, so that output can be scrubbed of it. */
-export function passwordOf(url: string | undefined): string | undefined {
-  if (url === undefined) return undefined;
+/** A database URL as node-postgres reads it. */
+export interface DatabaseUrl {
+  url: URL;
+  /** Where to connect: the `host` query parameter, else the URL's host, decoded; "" when empty; a socket directory starts with /. */
+  host: string;
+  /** The `port` query parameter, else the URL's port; "" for the default. */
+  port: string;
+  database: string;
+  user: string;
+}
+
+/**
+ * Parses a database URL as node-postgres (and libpq) accept it, including an empty host after the
+ * userinfo (`postgres://u@/db?host=/run/pg`), which WHATWG URL refuses. Undefined when it is not a URL.
+ */
+export function parseDatabaseUrl(text: string): DatabaseUrl | undefined {
+  let url: URL | undefined;
+  let emptyHost = false;
   try {
-    const password = decodeURIComponent(new URL(url).password);
-    return password === "" ? undefined : password;
+    url = new URL(text);
   } catch {
-    return undefined;
+    if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@\//i.test(text)) return undefined;
+    try {
+      url = new URL(text.replace("@/", "@localhost/"));
+      emptyHost = true;
+    } catch {
+      return undefined;
+    }
   }
+  const decode = (part: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      return part;
+    }
+  };
+  const hostParam = url.searchParams.get("host");
+  const host = hostParam ?? (emptyHost ? "" : decode(url.hostname).replace(/^\[(.+)\]$/, "$1"));
+  return {
+    url,
+    host,
+    port: url.searchParams.get("port") ?? url.port,
+    database: decode(url.pathname.replace(/^\//, "")),
+    user: url.searchParams.get("user") ?? decode(url.username),
+  };
 }
 
 /** Checks a database URL without ever echoing it (it may hold a password). */
 export function checkDatabaseUrl(url: string, source: string): string | undefined {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
+  const parsed = parseDatabaseUrl(url);
+  if (parsed === undefined) {
     return `${source} is not a valid URL; write it as postgres://user:password@host:5432/dbname`;
   }
-  if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
-    return `${source} must start with postgres:// or postgresql:// (it starts with ${parsed.protocol}//)`;
+  if (parsed.url.protocol !== "postgres:" && parsed.url.protocol !== "postgresql:") {
+    return `${source} must start with postgres:// or postgresql:// (it starts with ${parsed.url.protocol}//)`;
   }
   return undefined;
 }
@@ -138,7 +183,12 @@ export function parseConfig(input: ConfigInput): ConfigResult {
   const sources: Record<string, string> = {};
 
   for (const spec of OPTIONS as readonly OptionSpec[]) {
-    const found = findValue(spec, input);
+    const used = input.command === undefined || takes(input.command, spec);
+    const found = used
+      ? findValue(spec, input)
+      : spec.default === undefined
+        ? undefined
+        : { value: spec.default, source: "default" };
     if (found === undefined) continue;
     const parsed = spec.schema.safeParse(found.value);
     if (!parsed.success) {
@@ -226,6 +276,8 @@ export function parseConfig(input: ConfigInput): ConfigResult {
     lockName: values.lockName as string,
     schema: values.schema as string,
     connectTimeoutMs: values.connectTimeout as number,
+    // libpq's variable, honoured by every connection (node-postgres alone would not see it in .env).
+    sslMode: lookupEnv("PGSSLMODE", input)?.value as string | undefined,
     killGraceMs: values.killGrace as number,
     orphanSessions: values.orphanSessions as OrphanPolicy,
     command,
@@ -269,9 +321,10 @@ export function loadConfig(
   env: Environment = process.env,
   cwd: string = process.cwd(),
   purpose: "run" | "inspect" = "run",
+  command?: CommandName,
 ): { config: Config; warnings: string[]; dotenv: Environment } {
   const dotenv = loadDotenv(flags, env, cwd);
-  const result = parseConfig({ flags, argvCommand, env, dotenv, purpose });
+  const result = parseConfig({ flags, argvCommand, env, dotenv, purpose, command });
   if (!result.ok) throw new UsageError(result.errors);
   return { config: result.config, warnings: result.warnings, dotenv };
 }

@@ -2,21 +2,27 @@
 // in one sentence that never contains the password.
 
 import pg from "pg";
+import { parseDatabaseUrl, type Config } from "./config.js";
 import { DatabaseUnavailableError, UsageError } from "./errors.js";
 import { formatDuration } from "./duration.js";
 
-/** host:port/db as user, for messages; never includes the password. */
+/**
+ * Where a URL connects, for messages: `host:port`, or `/dir/.s.PGSQL.port` for a Unix socket (a host
+ * that is a directory, in the URL or its `host` parameter). node-postgres uses localhost for no host.
+ */
+function whereOf(host: string, port: string): string {
+  const number = port || "5432";
+  if (host.startsWith("/")) return `${host.replace(/\/+$/, "")}/.s.PGSQL.${number}`;
+  return `${host || "localhost"}:${number}`;
+}
+
+/** user@host:port/db (or user@/socket/.s.PGSQL.5432/db), for messages; never includes the password. */
 export function describeTarget(url: string): string {
-  try {
-    const parsed = new URL(url);
-    const host = parsed.hostname || "localhost (socket)";
-    const port = parsed.port || "5432";
-    const database = decodeURIComponent(parsed.pathname.replace(/^\//, "")) || "(default database)";
-    const user = parsed.username ? `${decodeURIComponent(parsed.username)}@` : "";
-    return `${user}${host}:${port}/${database}`;
-  } catch {
-    return "the configured database";
-  }
+  const parsed = parseDatabaseUrl(url);
+  if (parsed === undefined) return "the configured database";
+  const database = parsed.database || "(default database)";
+  const user = parsed.user ? `${parsed.user}@` : "";
+  return `${user}${whereOf(parsed.host, parsed.port)}/${database}`;
 }
 
 /** application_name is limited to 63 bytes; keep it readable in pg_stat_activity. */
@@ -77,10 +83,20 @@ export function isConnectionLoss(error: unknown): boolean {
   );
 }
 
-/** One sentence for a connection failure; `tried` says how long we retried. */
-export function explainConnectError(error: unknown, target: string, tried: string): string {
+/**
+ * One sentence for a connection failure; `tried` says how long we retried, `busyBound` which option
+ * bounded the retries against a server that answered but was full ("--connect-timeout" by default).
+ */
+export function explainConnectError(
+  error: unknown,
+  target: string,
+  tried: string,
+  busyBound = "--connect-timeout",
+): string {
   const { code, message = "" } = error as PgLikeError;
-  const host = target.replace(/^[^@]*@/, "").replace(/\/.*$/, "");
+  // The target is user@where/database; a socket's where holds slashes itself.
+  const where = target.replace(/^[^@]*@/, "").replace(/\/[^/]*$/, "");
+  const host = where.startsWith("/") ? `the socket ${where}` : where;
   switch (code) {
     case "28P01":
       return `Password authentication failed for ${target}; check the user and password in the database URL.`;
@@ -95,8 +111,12 @@ export function explainConnectError(error: unknown, target: string, tried: strin
       return `The database host ${host} could not be resolved (tried for ${tried}); check the host in the database URL.`;
     case "ECONNREFUSED":
       return `Nothing accepted connections at ${host} (tried for ${tried}); check that PostgreSQL is running and the host and port in the database URL.`;
+    case "ENOENT":
+      return `There is no PostgreSQL socket at ${where} (tried for ${tried}); check that PostgreSQL is running and the socket directory (host) and port in the database URL.`;
     case "53300":
-      return `The server at ${host} had too many clients for ${tried}; raise max_connections or --connect-timeout, or use fewer connections.`;
+      return /for role/i.test(message)
+        ? `The user in ${target} reached its connection limit (${message}) and stayed there for ${tried}, as long as ${busyBound} allows; raise the role's CONNECTION LIMIT, use fewer connections, or raise ${busyBound}.`
+        : `The server at ${host} had too many clients for ${tried}, as long as ${busyBound} allows; raise max_connections, use fewer connections (a pooler for the app), or raise ${busyBound}.`;
     case "57P03":
       return `The server at ${host} was still starting up or shutting down after ${tried}; retry the release when it is up.`;
     default:
@@ -119,6 +139,49 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   /** PGSSLMODE as the user set it, .env included (node-postgres itself only sees the real environment). */
   sslMode?: string | undefined;
+  /** The option named in the exit-69 advice for a server that stayed full; see connectionSettings. */
+  busyTimeoutOption?: string;
+}
+
+/** What every connection of one process shares, built from the config in one place. */
+export interface ConnectionSettings {
+  url: string;
+  timeoutMs: number;
+  /** A full server ("too many clients") or one starting up is retried this long (see --connect-timeout). */
+  busyTimeoutMs: number;
+  busyTimeoutOption: string;
+  sslMode: string | undefined;
+}
+
+/**
+ * The one builder of connection settings, used by run, its probe, status, history, doctor and serve:
+ * the URL, PGSSLMODE as the config resolved it (environment, then .env) and the timeouts. `run` waits
+ * for a full server as long as it would wait for the lock or the leader (--wait-timeout); the
+ * operator commands only for --connect-timeout. Spread it into connect() with an applicationName.
+ */
+export function connectionSettings(
+  config: Pick<Config, "databaseUrl" | "connectTimeoutMs" | "waitTimeoutMs" | "sslMode">,
+  purpose: "run" | "inspect" = "inspect",
+): ConnectionSettings {
+  if (config.databaseUrl === undefined) {
+    throw new UsageError(
+      "No database configured: set DATABASE_URL (or RELEASE_DATABASE_URL, or --database-url).",
+    );
+  }
+  const waits = purpose === "run" && config.waitTimeoutMs > config.connectTimeoutMs;
+  return {
+    url: config.databaseUrl,
+    timeoutMs: config.connectTimeoutMs,
+    busyTimeoutMs: waits ? config.waitTimeoutMs : config.connectTimeoutMs,
+    busyTimeoutOption: waits ? "--wait-timeout" : "--connect-timeout",
+    sslMode: config.sslMode,
+  };
+}
+
+/** The same settings for a pg.Pool or pg.Client built directly (the status page's pool). */
+export function pgClientConfig(settings: ConnectionSettings): pg.ClientConfig {
+  const ssl = sslFromMode(settings.url, settings.sslMode);
+  return { connectionString: settings.url, ...(ssl === undefined ? {} : { ssl }) };
 }
 
 /** node-postgres' reading of PGSSLMODE, for a value that may come from .env; undefined leaves pg's default. */
@@ -176,13 +239,18 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
       }
       const elapsed = Date.now() - started;
       const delay = Math.random() * Math.min(5000, 200 * 2 ** Math.min(attempt, 10));
-      const budget = isServerBusy(error)
-        ? Math.max(options.timeoutMs, options.busyTimeoutMs ?? 0)
-        : options.timeoutMs;
+      const busyBudget = Math.max(options.timeoutMs, options.busyTimeoutMs ?? 0);
+      const budget = isServerBusy(error) ? busyBudget : options.timeoutMs;
       if (!isRetryableConnectError(error) || elapsed + delay >= budget || options.signal?.aborted) {
-        throw new DatabaseUnavailableError(explainConnectError(error, target, formatDuration(elapsed)), {
-          cause: error,
-        });
+        const bound =
+          options.busyTimeoutOption ??
+          (busyBudget > options.timeoutMs ? "--wait-timeout" : "--connect-timeout");
+        throw new DatabaseUnavailableError(
+          explainConnectError(error, target, formatDuration(elapsed), bound),
+          {
+            cause: error,
+          },
+        );
       }
       options.onRetry?.(error, attempt, delay);
       await sleep(delay, options.signal);

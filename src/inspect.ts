@@ -2,8 +2,8 @@
 // `doctor` (is this setup safe, and what to fix). Each returns plain data; formatting is separate.
 
 import type pg from "pg";
-import type { Config, Environment } from "./config.js";
-import { applicationName, connect, describeTarget } from "./db.js";
+import { parseDatabaseUrl, passwordOf, type Config, type Environment } from "./config.js";
+import { applicationName, connect, connectionSettings, describeTarget } from "./db.js";
 import { ReleaseError } from "./errors.js";
 import { formatDuration } from "./duration.js";
 import { readAttempts, type AttemptRecord, type HistoryFilter } from "./history.js";
@@ -11,20 +11,15 @@ import { provesOwnSession, readLeakedLocks, readLockHolder, type LockHolder } fr
 import { deriveLockKey, type LockKey } from "./lock-key.js";
 import { resolveReleaseId } from "./release-id.js";
 import { leaseFor } from "./run/ownership.js";
+import { isDistinctive } from "./secrets.js";
 
+/** A client with the settings every command shares (connectionSettings), ended when `fn` settles. */
 export async function withClient<T>(
   config: Config,
-  env: Environment,
   role: string,
   fn: (client: pg.Client) => Promise<T>,
 ): Promise<T> {
-  if (config.databaseUrl === undefined) throw new Error("no database URL");
-  const client = await connect({
-    url: config.databaseUrl,
-    applicationName: applicationName([role]),
-    timeoutMs: config.connectTimeoutMs,
-    sslMode: env.PGSSLMODE,
-  });
+  const client = await connect({ ...connectionSettings(config), applicationName: applicationName([role]) });
   try {
     return await fn(client);
   } finally {
@@ -211,6 +206,9 @@ export interface Finding {
   fix?: string;
 }
 
+export const WEAK_PASSWORD =
+  "The database password is short or a plain word (under 8 characters, or only letters and under 16): it is masked in URLs and password= settings, but not in free text, where it cannot be told from ordinary words.";
+
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "::1", "[::1]", ""]);
 
 /** Checks the setup: configuration, release id, connection, pooler, TLS, privileges, version, lock. */
@@ -260,22 +258,19 @@ export async function runDoctor(config: Config, env: Environment, cwd: string): 
     add("release id", "fail", (error as Error).message);
   }
 
-  const url = config.databaseUrl ?? "";
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(url);
-  } catch {
-    parsed = undefined;
+  // A password too plain to be told from ordinary words is masked only where it stands as a value.
+  const password = passwordOf(config.databaseUrl);
+  if (password !== undefined && !isDistinctive(password)) {
+    add("password", "warn", WEAK_PASSWORD, "Use a random password of 16 characters or more.");
   }
+  const url = config.databaseUrl ?? "";
+  const parsed = parseDatabaseUrl(url);
 
   // Connection and everything that needs it
+  // The very settings run uses (PGSSLMODE from .env included), for the client and for the probe.
   let client: pg.Client | undefined;
   try {
-    client = await connect({
-      url,
-      applicationName: applicationName(["doctor"]),
-      timeoutMs: config.connectTimeoutMs,
-    });
+    client = await connect({ ...connectionSettings(config), applicationName: applicationName(["doctor"]) });
   } catch (error) {
     add(
       "connection",
@@ -302,8 +297,8 @@ export async function runDoctor(config: Config, env: Environment, cwd: string): 
       info.num >= 120000 ? undefined : "Upgrade PostgreSQL: release-orchestrator is tested on 12 and later.",
     );
 
-    const host = parsed?.hostname ?? "";
-    const sslmode = parsed?.searchParams.get("sslmode") ?? env.PGSSLMODE ?? undefined;
+    const host = parsed?.host ?? "";
+    const sslmode = parsed?.url.searchParams.get("sslmode") ?? config.sslMode;
     if (info.ssl === true) {
       add("tls", "pass", `The connection is encrypted (TLS)${sslmode ? `, sslmode=${sslmode}` : ""}.`);
     } else if (LOCAL_HOSTS.has(host) || host.startsWith("/")) {

@@ -4,6 +4,7 @@
 // zod/mini: the same validation as zod, a quarter of its size in the bundle (start-up time matters here).
 import * as z from "zod/mini";
 import { parseDuration } from "./duration.js";
+import { RELEASE_ID_PATTERN, RELEASE_ID_RULE } from "./release-id.js";
 
 export const ROLES = ["auto", "leader", "follower"] as const;
 export type Role = (typeof ROLES)[number];
@@ -15,6 +16,20 @@ export type OrphanPolicy = (typeof ORPHAN_POLICIES)[number];
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 const LOCK_NAME = /^[A-Za-z0-9._:/@+-]{1,200}$/;
 const NAME = /^[A-Za-z0-9._:/@+-]{1,100}$/;
+
+/**
+ * Free text shown to people and recorded in the ledger (an app name: `Acme Store`, `boutique-été`):
+ * control and bidirectional-override characters removed, runs of white space made one space, at most
+ * 100 characters. Never refused: APP_NAME is set by other tools for their own reasons.
+ */
+export function cleanFreeText(text: string, max = 100): string | undefined {
+  const cleaned = text
+    .replace(/[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+/gu, " ")
+    .replace(/\s+/gu, " ")
+    .trim();
+  const cut = [...cleaned].slice(0, max).join("").trimEnd();
+  return cut === "" ? undefined : cut;
+}
 
 /** A parser from text that reports `message(text)` as its one issue when `parse` returns undefined. */
 const fromText = <T>(parse: (text: string) => T | undefined, message: (text: string) => string) =>
@@ -31,9 +46,10 @@ const fromText = <T>(parse: (text: string) => T | undefined, message: (text: str
   );
 
 const duration = (what: string) =>
-  fromText(
-    parseDuration,
-    (text) => `${what} "${text}" is not a duration; write it like 90s, 45m, 1h30m or 500ms`,
+  fromText(parseDuration, (text) =>
+    text.trim().startsWith("-")
+      ? `${what} "${text}" is negative; write a duration of zero or more, like 90s, 45m, 1h30m or 500ms`
+      : `${what} "${text}" is not a duration; write it like 90s, 45m, 1h30m or 500ms`,
   );
 
 const choice = <T extends string>(what: string, values: readonly T[]) =>
@@ -148,7 +164,7 @@ export const OPTIONS = [
     defaultText:
       "the release id file, HEROKU_SLUG_COMMIT, HEROKU_BUILD_COMMIT, SOURCE_VERSION, CI commit variables, git rev-parse HEAD, --fingerprint",
     description: "What is being released: the same on every app that ships the same code.",
-    schema: pattern("release id", /^[\x21-\x7e]{1,200}$/, "1 to 200 printable characters without spaces"),
+    schema: pattern("release id", RELEASE_ID_PATTERN, RELEASE_ID_RULE),
   },
   {
     key: "releaseIdFile",
@@ -175,8 +191,12 @@ export const OPTIONS = [
     env: ["RELEASE_APP_NAME", "HEROKU_APP_NAME", "APP_NAME"],
     type: "string",
     defaultText: "the host name",
-    description: "This app's name, shown to the others and recorded in the ledger.",
-    schema: pattern("app name", NAME, "1 to 100 letters, digits or . _ : / @ + -"),
+    description:
+      "This app's name, shown to the others and recorded in the ledger: free text (control characters are removed, at most 100 characters).",
+    schema: z.pipe(
+      z.string(),
+      z.transform((text: string) => cleanFreeText(text)),
+    ),
   },
   {
     key: "task",
@@ -226,7 +246,7 @@ export const OPTIONS = [
     type: "string",
     default: "30s",
     description:
-      "How long to keep retrying a database that refuses connections, is starting up or has too many clients before exit 69.",
+      "How long to keep retrying a database that cannot be reached (refused, unresolved host, network down) before exit 69. A server that answers but is full (too many clients) or starting up is retried for as long as run may wait (--wait-timeout); status, history, doctor and serve use this timeout for that too.",
     schema: duration("connect timeout"),
   },
   {
@@ -274,7 +294,7 @@ export const OPTIONS = [
     env: [],
     type: "string",
     description: "Show only this release id (a prefix is enough: the 7-character commit).",
-    schema: pattern("release filter", /^[\x21-\x7e]{1,200}$/, "1 to 200 printable characters without spaces"),
+    schema: pattern("release filter", RELEASE_ID_PATTERN, RELEASE_ID_RULE),
     commands: ["history"],
   },
   {

@@ -1,6 +1,8 @@
 // What the user sees from the orchestrator itself: one-line messages on stderr, prefixed with
 // "[release] <app>:", scrubbed of secrets; or, with --json, one JSON event per line for log drains.
-// The command's own output never passes through here.
+// The command's own output never passes through here. A closed stderr (EPIPE) is not an error.
+
+import { createScrubber } from "./secrets.js";
 
 export type Level = "info" | "warn" | "error" | "debug";
 
@@ -21,11 +23,16 @@ export interface Reporter {
   endProgress(): void;
   /** True when progress is redrawn in place (callers refresh it every second rather than every 10 s). */
   readonly live: boolean;
-  /** Adds a secret (a database password) that must never be printed. */
+  /** Adds a secret (a database password) that must never be printed; see src/secrets.ts for the rule. */
   addSecret(secret: string | undefined): void;
-  /** Replaces every known secret in a text; also used for what goes into the ledger. */
+  /** Masks every spelling of every known secret and every URL password; also used for what goes into the ledger. */
   redact(text: string): string;
   setApp(app: string): void;
+  /**
+   * Fields every --json event carries from now on (role, task, release...); undefined removes one.
+   * Messages keep them out of their text: they are for log drains.
+   */
+  setContext(fields: Record<string, unknown>): void;
   configure(options: Partial<Pick<ReporterOptions, "verbose" | "json" | "quiet">>): void;
 }
 
@@ -41,6 +48,12 @@ export interface ReporterOptions {
   now?: () => Date;
 }
 
+/** Writes to stderr unless it was closed (a reader that went away, `2>&- `): then the text is dropped. */
+function writeStderr(text: string): void {
+  if (process.stderr.destroyed || !process.stderr.writable) return;
+  process.stderr.write(text);
+}
+
 const COLORS: Record<Level, string> = { info: "", warn: "\x1b[33m", error: "\x1b[31m", debug: "\x1b[2m" };
 const RESET = "\x1b[0m";
 
@@ -52,21 +65,14 @@ export function createReporter(initial: Partial<ReporterOptions> = {}): Reporter
     (tty &&
       (process.env.NO_COLOR === undefined || process.env.NO_COLOR === "") &&
       process.env.TERM !== "dumb");
-  const write = options.write ?? ((text: string) => process.stderr.write(text));
+  const write = options.write ?? writeStderr;
   const now = options.now ?? (() => new Date());
-  const secrets = new Set<string>();
+  const scrubber = createScrubber();
+  const context: Record<string, unknown> = {};
   let app: string | undefined;
   let progressShown = false;
 
-  const redact = (text: string) => {
-    let out = text;
-    for (const secret of secrets) {
-      out = out.split(secret).join("*****");
-      const encoded = encodeURIComponent(secret);
-      if (encoded !== secret) out = out.split(encoded).join("*****");
-    }
-    return out;
-  };
+  const redact = (text: string) => scrubber.scrub(text);
 
   const clearProgress = () => {
     if (progressShown) {
@@ -77,8 +83,10 @@ export function createReporter(initial: Partial<ReporterOptions> = {}): Reporter
 
   const format = (level: Level, message: string, fields: Fields | undefined): string => {
     if (options.json) {
+      // Every line is an event: a message without a name of its own is named by its level.
       const { event, ...rest } = fields ?? {};
-      return `${JSON.stringify({ time: now().toISOString(), level, app, event, message, ...rest })}\n`;
+      const name = event ?? (level === "warn" ? "warning" : level === "info" ? "message" : level);
+      return `${JSON.stringify({ time: now().toISOString(), level, event: name, app, ...context, message, ...rest })}\n`;
     }
     const who = app === undefined ? "" : ` ${app}:`;
     const tag = level === "info" ? "" : ` ${level === "warn" ? "warning" : level}:`;
@@ -114,12 +122,16 @@ export function createReporter(initial: Partial<ReporterOptions> = {}): Reporter
     get live() {
       return tty && !options.json && !options.quiet;
     },
-    addSecret: (secret) => {
-      if (secret !== undefined && secret.length >= 3) secrets.add(secret);
-    },
+    addSecret: (secret) => scrubber.add(secret),
     redact,
     setApp: (name) => {
       app = name;
+    },
+    setContext: (fields) => {
+      for (const [key, value] of Object.entries(fields)) {
+        if (value === undefined) delete context[key];
+        else context[key] = value;
+      }
     },
     configure: (changes) => {
       Object.assign(options, Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)));

@@ -42,3 +42,28 @@ export function parseRunFast(args: readonly string[]): Record<string, unknown> |
     return undefined;
   }
 }
+
+/**
+ * `--wait-timeout -5s`: both parsers read a value that starts with a dash as more options ("Unknown
+ * arguments: 5, s"). A word like -5s or -1 after an option that takes a value is that option's value,
+ * so that the config parser can say what is wrong with it. Words after `--` are the command's.
+ */
+export function joinNegativeValues(args: readonly string[]): string[] {
+  const valued = new Set<string>([`--${ENV_FILE_OPTION.flag}`]);
+  for (const spec of OPTIONS as readonly OptionSpec[]) {
+    if (spec.flag !== undefined && spec.type !== "boolean") valued.add(`--${spec.flag}`);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === "--") return [...out, ...args.slice(i)];
+    const next = args[i + 1];
+    if (valued.has(arg) && next !== undefined && /^-\.?\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}

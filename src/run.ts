@@ -75,6 +75,7 @@ async function resolve(input: RunInput): Promise<RunContext> {
   } else {
     reporter.debug(`release id ${release.id} from ${release.source}`);
   }
+  reporter.setContext({ release: release?.id });
   if (config.role !== "follower" && config.command !== undefined) {
     checkCommand(config.command, input.env, input.cwd);
     void loadExeca(); // likely needed soon: load it while the database answers

@@ -9,7 +9,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import pg from "pg";
 import type { Config } from "./config.js";
-import { applicationName, describeTarget, explainConnectError, isConnectionLoss } from "./db.js";
+import {
+  applicationName,
+  connectionSettings,
+  describeTarget,
+  explainConnectError,
+  isConnectionLoss,
+  pgClientConfig,
+} from "./db.js";
 import { formatDuration } from "./duration.js";
 import { UsageError } from "./errors.js";
 import { readReleases, type ReleaseRecord } from "./history.js";
@@ -300,7 +307,7 @@ function createLedgerReader(config: Config, reporter: Reporter): LedgerReader {
   const url = config.databaseUrl ?? "";
   const target = describeTarget(url);
   const pool = new pg.Pool({
-    connectionString: url,
+    ...pgClientConfig(connectionSettings(config)),
     application_name: applicationName(["serve"]),
     max: 2,
     idleTimeoutMillis: 30_000,

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { shortReleaseId } from "../release-id.js";
+import { gitHead, shortReleaseId } from "../release-id.js";
 import { isMain } from "./is-main.js";
 import { LocalPostgresError, startLocalPostgres, type LocalPostgres } from "./local-postgres.js";
 import { parseProcfile } from "./procfile.js";
@@ -66,12 +66,6 @@ export function parseDemoArgs(args: readonly string[]): DemoOptions | { help: tr
 
 export function appNames(extraApps: number): string[] {
   return ["s-app", "s-admin", ...Array.from({ length: extraApps }, (_, i) => `s-worker-${i + 1}`)];
-}
-
-function gitHead(): string | undefined {
-  const result = spawnSync("git", ["rev-parse", "HEAD"], { cwd: ROOT, encoding: "utf8" });
-  const head = result.status === 0 ? result.stdout.trim() : "";
-  return /^[0-9a-f]{40}$/.test(head) ? head : undefined;
 }
 
 interface Started {
@@ -241,7 +235,7 @@ export async function demo(options: DemoOptions, print: (line: string) => void):
     const slug = join(work, "slug");
     mkdirSync(slug);
     const idFile = join(slug, ".release-id");
-    const sourceVersion = gitHead() ?? randomBytes(20).toString("hex");
+    const sourceVersion = gitHead(ROOT) ?? randomBytes(20).toString("hex");
     const stamped = spawnSync(process.execPath, [STAMP], {
       cwd: ROOT,
       env: { PATH: process.env.PATH, SOURCE_VERSION: sourceVersion, RELEASE_ID_FILE: idFile },

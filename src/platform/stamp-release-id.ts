@@ -2,10 +2,10 @@
 // built into `.release-id`, which `run` reads at release time. Heroku sets SOURCE_VERSION during the
 // build only; stamped into the slug, the id travels with it to every app the slug is promoted to.
 
-import { execFileSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { COMMIT_ENV_VARS, shortReleaseId } from "../release-id.js";
+import { ReleaseError } from "../errors.js";
+import { COMMIT_ENV_VARS, gitHead, releaseIdFromVariable, shortReleaseId } from "../release-id.js";
 import { isMain } from "./is-main.js";
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -18,38 +18,26 @@ export interface StampResult {
   path: string;
 }
 
-const VALID_ID = /^[\x21-\x7e]{1,200}$/;
-
-/** Build-time sources, first found: an explicit RELEASE_ID, SOURCE_VERSION and the CI commit variables, git. */
+/**
+ * Build-time sources, first found: an explicit RELEASE_ID, SOURCE_VERSION and the CI commit variables,
+ * git. A variable that is set but malformed throws a UsageError naming it.
+ */
 export function findBuildReleaseId(
   env: Environment,
-  gitHead: () => string | undefined,
+  readHead: () => string | undefined,
 ): { id: string; source: string } | undefined {
   for (const name of ["RELEASE_ID", "SOURCE_VERSION", ...COMMIT_ENV_VARS]) {
-    const value = env[name]?.trim();
-    if (value !== undefined && VALID_ID.test(value)) return { id: value, source: name };
+    const id = releaseIdFromVariable(name, env[name]);
+    if (id !== undefined) return { id, source: name };
   }
-  const head = gitHead();
+  const head = readHead();
   return head === undefined ? undefined : { id: head, source: "git rev-parse HEAD" };
-}
-
-function readGitHead(cwd: string): string | undefined {
-  try {
-    const head = execFileSync("git", ["rev-parse", "HEAD"], {
-      cwd,
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "ignore"],
-    }).trim();
-    return /^[0-9a-f]{40,64}$/.test(head) ? head : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Writes the release id file (RELEASE_ID_FILE, default .release-id); with no id, removes a stale one. */
 export function stampReleaseId(env: Environment, cwd: string): StampResult {
   const path = resolve(cwd, env.RELEASE_ID_FILE?.trim() || ".release-id");
-  const found = findBuildReleaseId(env, () => readGitHead(cwd));
+  const found = findBuildReleaseId(env, () => gitHead(cwd));
   if (found === undefined) {
     rmSync(path, { force: true });
     return { id: undefined, source: undefined, path };
@@ -59,7 +47,14 @@ export function stampReleaseId(env: Environment, cwd: string): StampResult {
 }
 
 function main(): number {
-  const result = stampReleaseId(process.env, process.cwd());
+  let result: StampResult;
+  try {
+    result = stampReleaseId(process.env, process.cwd());
+  } catch (error) {
+    if (!(error instanceof ReleaseError)) throw error;
+    process.stderr.write(`[release] build: ${error.message}\n`);
+    return error.exitCode;
+  }
   if (result.id === undefined) {
     process.stderr.write(
       `[release] build: no release id to stamp (no SOURCE_VERSION, CI commit variable or git checkout); ${result.path} not written. Releases fall back to HEROKU_SLUG_COMMIT or RELEASE_ID at run time.\n`,

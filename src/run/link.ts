@@ -2,9 +2,8 @@
 // reopened after a loss, and the NOTIFY wake-up for waiters. One place opens and closes it.
 
 import type pg from "pg";
-import { applicationName, connect, describeTarget, isServerBusy } from "../db.js";
+import { applicationName, connect, connectionSettings, describeTarget, isServerBusy } from "../db.js";
 import { formatDuration } from "../duration.js";
-import { UsageError } from "../errors.js";
 import { provesOwnSession } from "../lock.js";
 import { shortReleaseId } from "../release-id.js";
 import type { RunContext } from "./context.js";
@@ -36,17 +35,16 @@ export class Link {
   /** Opens a separate connection (a leader recording its outcome after its own connection died). */
   async open(timeoutMs: number, busyMs = timeoutMs): Promise<pg.Client> {
     const { config, reporter } = this.ctx;
-    const url = config.databaseUrl;
-    if (url === undefined)
-      throw new UsageError("No database configured: set DATABASE_URL (or RELEASE_DATABASE_URL).");
+    // The settings every command shares (PGSSLMODE from .env included); the run sets the time budgets.
+    const settings = connectionSettings(config, "run");
+    const url = settings.url;
     const release = this.ctx.release === undefined ? "unversioned" : shortReleaseId(this.ctx.release.id);
     const client = await connect({
-      url,
+      ...settings,
       applicationName: applicationName([this.ctx.app, config.role, release]),
       timeoutMs,
       busyTimeoutMs: busyMs,
       signal: this.ctx.signal,
-      sslMode: this.ctx.env.PGSSLMODE,
       onRetry: (error, attempt, delay) => {
         if (isServerBusy(error)) this.crowded = true;
         reporter.debug(

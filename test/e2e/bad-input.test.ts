@@ -70,7 +70,7 @@ const cases: Case[] = [
     args: ["run", "--wait-timeout=-5s", ...touch],
     env: withDb,
     code: 64,
-    message: /wait timeout "-5s" is not a duration/,
+    message: /wait timeout "-5s" is negative/,
   },
   {
     name: "duration in words",
@@ -236,11 +236,33 @@ const cases: Case[] = [
     message: /release id must be 1 to 200 printable characters without spaces/,
   },
   {
-    name: "app name with a space",
-    args: ["run", "--app", "my app", ...touch],
+    name: "task name with a space",
+    args: ["run", "--task", "my task", ...touch],
     env: withDb,
     code: 64,
-    message: /app name must be 1 to 100 letters/,
+    message: /task name must be 1 to 100 letters/,
+  },
+  {
+    name: "SOURCE_VERSION of 10,000 characters",
+    args: ["run", ...touch],
+    env: (u) => ({ DATABASE_URL: u, SOURCE_VERSION: "a".repeat(10_000) }),
+    code: 64,
+    message:
+      /SOURCE_VERSION is set but is not a release id \(it has 10000 characters;.*fix or unset SOURCE_VERSION/,
+  },
+  {
+    name: "HEROKU_SLUG_COMMIT with a space",
+    args: ["run", ...touch],
+    env: (u) => ({ DATABASE_URL: u, HEROKU_SLUG_COMMIT: "3f2c1a9 dirty" }),
+    code: 64,
+    message: /HEROKU_SLUG_COMMIT is set but is not a release id \(it contains spaces/,
+  },
+  {
+    name: "negative duration as a separate word",
+    args: ["run", "--wait-timeout", "-5s", ...touch],
+    env: withDb,
+    code: 64,
+    message: /wait timeout "-5s" is negative; write a duration of zero or more/,
   },
   {
     name: "task name with a quote",

@@ -212,7 +212,9 @@ describe("ledger", () => {
     const db = await freshDb("foreign");
     await db.query("CREATE SCHEMA weird; CREATE TABLE weird.attempts (id int)");
     const client = await connect(db);
-    const foreign = await new Ledger("weird", key).ensure(client).catch((error: unknown) => error as ReleaseError);
+    const foreign = await new Ledger("weird", key)
+      .ensure(client)
+      .catch((error: unknown) => error as ReleaseError);
     expect(foreign).toBeInstanceOf(ReleaseError);
     expect((foreign as ReleaseError).exitCode).toBe(78);
     expect((foreign as ReleaseError).message).toMatch(

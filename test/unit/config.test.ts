@@ -149,7 +149,7 @@ describe("parseConfig", () => {
     expect(list).toEqual([
       'role "boss" is not one of auto, leader, follower (from --role).',
       'follower mode "later" is not one of wait, skip (from RELEASE_FOLLOWER_MODE).',
-      'wait timeout "-5s" is not a duration; write it like 90s, 45m, 1h30m or 500ms (from --wait-timeout).',
+      'wait timeout "-5s" is negative; write a duration of zero or more, like 90s, 45m, 1h30m or 500ms (from --wait-timeout).',
       "lock name must be 1 to 200 letters, digits or . _ : / @ + - (from RELEASE_LOCK_NAME (from .env)).",
       "schema name must be a lower-case SQL identifier (letters, digits, _; at most 63) (from --schema).",
       'kill grace "soon" is not a duration; write it like 90s, 45m, 1h30m or 500ms (from RELEASE_KILL_GRACE).',
