@@ -320,7 +320,7 @@ async function withReconnect<T>(ctx: RunContext, link: Link, step: () => Promise
     } catch (error) {
       if (!isConnectionLoss(error) || Date.now() >= ctx.deadline) throw error;
       ctx.reporter.warn(
-        `lost the database connection (${(error as Error).message}); reconnecting.`,
+        `lost the database connection while waiting (${(error as Error).message}); reconnecting.`,
         fields(ctx, "reconnecting", undefined),
       );
       await link.drop();
