@@ -7,8 +7,8 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
-import { useTestDatabase, type TestDatabase } from "../harness/database.js";
-import { CLI, ROOT, cleanEnv, scratchDir } from "../support/cli.js";
+import { useFreshDatabases, useTestDatabase, type TestDatabase } from "../harness/database.js";
+import { CLI_KINDS, ROOT, cleanEnv, cliCommand, pathWithoutNode, scratchDir } from "../support/cli.js";
 import { appEnv } from "./platform-support.js";
 
 /** A Python that can import Django and psycopg2: Debian's, where a version manager may shadow it. */
@@ -30,8 +30,14 @@ const recipe = /^\| Django \| `npx release-orchestrator run -- (.+?)` \|/m.exec(
   readFileSync(join(ROOT, "README.md"), "utf8"),
 )?.[1];
 
-/** A one-app Django project whose second migration is a data migration that takes a moment. */
-function djangoProject(pythonPath: string): { dir: string; path: string } {
+/**
+ * A one-app Django project whose second migration is a data migration that takes a moment. Its PATH
+ * is `inheritedPath` (default: this process's) behind the project's own bin directory.
+ */
+function djangoProject(
+  pythonPath: string,
+  inheritedPath = process.env.PATH ?? "",
+): { dir: string; path: string } {
   const dir = scratchDir();
   const bin = join(dir, "bin");
   mkdirSync(bin);
@@ -92,7 +98,7 @@ class Migration(migrations.Migration):
     operations = [migrations.RunPython(backfill, migrations.RunPython.noop)]
 `,
   );
-  return { dir, path: `${bin}:${process.env.PATH ?? ""}` };
+  return { dir, path: `${bin}:${inheritedPath}` };
 }
 
 function run(
@@ -122,7 +128,7 @@ async function earlierRelease(project: { dir: string; path: string }, db: TestDa
 
 describe.skipIf(python === undefined)("README recipe: Django (python3-django)", () => {
   const controlDb = useTestDatabase("platform-django-control");
-  const wrappedDb = useTestDatabase("platform-django-wrapped");
+  const freshDb = useFreshDatabases("platform-django");
 
   it("control: two bare `python manage.py migrate` at once both exit 0, and the data migration runs twice", async () => {
     const project = djangoProject(python ?? "");
@@ -139,30 +145,36 @@ describe.skipIf(python === undefined)("README recipe: Django (python3-django)", 
     expect(await controlDb().query("SELECT count(*)::int AS n FROM shop_orderevent")).toEqual([{ n: 2 }]);
   });
 
-  it("wrapped as the README says: the data migration runs once, both exit 0", async () => {
-    expect(recipe).toBe("python manage.py migrate --noinput");
-    const project = djangoProject(python ?? "");
-    await earlierRelease(project, wrappedDb());
-    const words = (recipe ?? "").split(" ");
-    const runs = await Promise.all(
-      ["s-app", "s-admin"].map((app) =>
-        run(process.execPath, [CLI, "run", "--", ...words], project, {
-          DATABASE_URL: wrappedDb().url,
-          RELEASE_ID: "django-1",
-          RELEASE_APP_NAME: app,
-        }),
-      ),
-    );
-    expect(
-      runs.map((r) => r.exitCode),
-      runs.map((r) => r.all).join("\n---\n"),
-    ).toEqual([0, 0]);
-    expect(await wrappedDb().query("SELECT count(*)::int AS n FROM shop_orderevent")).toEqual([{ n: 1 }]);
-    expect(
-      runs
-        .map((r) => r.all)
-        .join("\n")
-        .match(/Applying shop\.0002_backfill/g),
-    ).toHaveLength(1);
-  });
+  // The Python image of the Kubernetes recipe has no Node: the binary runs there with none on PATH.
+  it.each(CLI_KINDS)(
+    "wrapped as the README says (%s): the data migration runs once, both exit 0",
+    async (cli) => {
+      expect(recipe).toBe("python manage.py migrate --noinput");
+      const db = await freshDb(`wrapped-${cli}`);
+      const project = djangoProject(python ?? "", cli === "binary" ? pathWithoutNode() : undefined);
+      await earlierRelease(project, db);
+      const words = (recipe ?? "").split(" ");
+      const tool = cliCommand(cli);
+      const runs = await Promise.all(
+        ["s-app", "s-admin"].map((app) =>
+          run(tool.file, [...tool.args, "run", "--", ...words], project, {
+            DATABASE_URL: db.url,
+            RELEASE_ID: "django-1",
+            RELEASE_APP_NAME: app,
+          }),
+        ),
+      );
+      expect(
+        runs.map((r) => r.exitCode),
+        runs.map((r) => r.all).join("\n---\n"),
+      ).toEqual([0, 0]);
+      expect(await db.query("SELECT count(*)::int AS n FROM shop_orderevent")).toEqual([{ n: 1 }]);
+      expect(
+        runs
+          .map((r) => r.all)
+          .join("\n")
+          .match(/Applying shop\.0002_backfill/g),
+      ).toHaveLength(1);
+    },
+  );
 });
