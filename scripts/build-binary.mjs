@@ -57,5 +57,8 @@ chmodSync(BINARY, 0o755);
 // Never strip the result: a stripped single executable application crashes at start.
 await inject(BINARY, "NODE_SEA_BLOB", readFileSync(blob), { sentinelFuse: SENTINEL_FUSE });
 
-const version = execFileSync(BINARY, ["--version"], { encoding: "utf8", env: { PATH: "/usr/bin:/bin" } }).trim();
+const version = execFileSync(BINARY, ["--version"], {
+  encoding: "utf8",
+  env: { PATH: "/usr/bin:/bin" },
+}).trim();
 console.log(`${BINARY}: release-orchestrator ${version}, node ${process.version}`);

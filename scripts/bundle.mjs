@@ -19,3 +19,18 @@ await build({
     js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
   },
 });
+
+// The demo Heroku app (demo/: npm run demo, npm run release, heroku-postbuild) is not part of the
+// package: its scripts are built beside it, into demo/dist/, with their npm dependencies left as imports.
+await rm("demo/dist", { recursive: true, force: true });
+await build({
+  entryPoints: ["demo/demo.ts", "demo/release.ts", "demo/stamp-release-id.ts"],
+  outdir: "demo/dist",
+  bundle: true,
+  packages: "external",
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  sourcemap: true,
+  logLevel: "warning",
+});

@@ -5,7 +5,7 @@
 import { execFileSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { COMMIT_ENV_VARS, shortReleaseId } from "../release-id.js";
+import { COMMIT_ENV_VARS, shortReleaseId } from "../src/release-id.js";
 import { isMain } from "./is-main.js";
 
 export type Environment = Readonly<Record<string, string | undefined>>;
