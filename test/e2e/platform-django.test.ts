@@ -12,7 +12,7 @@ import { appEnv, djangoProject, findDjangoPython } from "./platform-support.js";
 
 const python = findDjangoPython();
 
-const recipe = /^\| Django \| `npx release-orchestrator run -- (.+?)` \|/m.exec(
+const recipe = /^\| Django \| `release-orchestrator run -- (.+?)` \|/m.exec(
   readFileSync(join(ROOT, "README.md"), "utf8"),
 )?.[1];
 
