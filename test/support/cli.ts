@@ -22,6 +22,11 @@ export function cliCommand(kind: CliKind): { file: string; args: string[] } {
   if (!existsSync(BINARY)) {
     throw new Error(`${BINARY} is missing: build it with npm run build:binary (npm test does).`);
   }
+  // On musl (Alpine) the binary cannot start at all: say why instead of a confusing "not found".
+  const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+  if (header?.glibcVersionRuntime === undefined) {
+    throw new Error("this machine has no glibc (musl/Alpine?): the standalone binary needs glibc >= 2.28.");
+  }
   return { file: BINARY, args: [] };
 }
 
