@@ -5,10 +5,10 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { freePort } from "../../demo/free-port.js";
 import { useTestDatabase } from "../harness/database.js";
 import { BUMP, runCli, sleep } from "../support/cli.js";
 
@@ -16,18 +16,6 @@ const PGBOUNCER = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].find((p) => exis
 const db = useTestDatabase("pooler");
 const password = inject("pgPassword");
 const bouncers: ChildProcess[] = [];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
 
 /** Starts PgBouncer in front of the test server; returns the URL of the test database through it. */
 async function startBouncer(poolMode: "transaction" | "session"): Promise<string> {
