@@ -16,6 +16,16 @@ export const BUMP = join(ROOT, "test/fixtures/bump.mjs");
 export type CliKind = "node" | "binary";
 export const CLI_KINDS: readonly CliKind[] = ["node", "binary"];
 
+/**
+ * The build a test starts when it names none: `node`, or the one in RELEASE_TEST_CLI (`npm run
+ * test:binary` runs the fault and restart races again with `binary`).
+ */
+export function defaultCliKind(): CliKind {
+  const kind = process.env.RELEASE_TEST_CLI ?? "node";
+  if (kind !== "node" && kind !== "binary") throw new Error(`RELEASE_TEST_CLI=${kind}: use node or binary`);
+  return kind;
+}
+
 /** The program and leading arguments that start the tool of this kind. */
 export function cliCommand(kind: CliKind): { file: string; args: string[] } {
   if (kind === "node") return { file: process.execPath, args: [CLI] };
@@ -85,7 +95,7 @@ export interface StartOptions {
   env?: Record<string, string | undefined>;
   cwd?: string;
   timeoutMs?: number;
-  /** Which build of the tool to start; default: node. */
+  /** Which build of the tool to start; default: defaultCliKind(). */
   cli?: CliKind;
 }
 
@@ -96,7 +106,7 @@ export interface StartedCli {
 
 export function startCli(args: string[], options: StartOptions = {}): StartedCli {
   const startedAt = Date.now();
-  const kind = options.cli ?? "node";
+  const kind = options.cli ?? defaultCliKind();
   const { file, args: leading } = cliCommand(kind);
   const env = cleanEnv(options.env ?? {});
   if (kind === "binary") env.PATH = pathWithoutNode();
