@@ -32,6 +32,10 @@ export interface AttemptRecord {
   signal: string | null;
   startedAt: string;
   heartbeatAt: string;
+  /** Running attempts: when the lease ends unless renewed, by the database clock. */
+  leaseEndsAt: string | null;
+  /** The backend holding the advisory lock for this attempt, when its leader's session was proven its own. */
+  lockBackendPid: number | null;
   finishedAt: string | null;
   durationMs: number | null;
   outputTail: string | null;
@@ -73,6 +77,8 @@ interface AttemptRow {
   signal: string | null;
   started_at: Date;
   heartbeat_at: Date;
+  lease_ends_at: Date | null;
+  lock_backend_pid: number | null;
   finished_at: Date | null;
   duration_ms: number | null;
   output_tail: string | null;
@@ -120,7 +126,9 @@ export async function readAttempts(
   try {
     const attempts = await client.query<AttemptRow>(
       `SELECT id, release_id, task, app, host, pid, role, command, status, exit_code, signal, started_at,
-              heartbeat_at, finished_at, duration_ms, ${filter.includeOutput === false ? "NULL AS output_tail" : "output_tail"}
+              heartbeat_at, lock_backend_pid,
+              CASE WHEN status = 'running' THEN heartbeat_at + lease_ms * interval '1 millisecond' END AS lease_ends_at,
+              finished_at, duration_ms, ${filter.includeOutput === false ? "NULL AS output_tail" : "output_tail"}
          FROM ${s}.attempts
         WHERE ($1::text IS NULL OR release_id = $1 OR release_id LIKE $1 || '%')
           AND ($2::text IS NULL OR task = $2)
@@ -154,6 +162,8 @@ export async function readAttempts(
       signal: row.signal,
       startedAt: row.started_at.toISOString(),
       heartbeatAt: row.heartbeat_at.toISOString(),
+      leaseEndsAt: row.lease_ends_at?.toISOString() ?? null,
+      lockBackendPid: row.lock_backend_pid,
       finishedAt: row.finished_at?.toISOString() ?? null,
       durationMs: row.duration_ms,
       outputTail: row.output_tail,

@@ -15,7 +15,9 @@ export {
   type Situation,
   type AttemptView,
   type AttemptStatus,
-  type LockState,
+  type LeaseView,
+  takeover,
+  planWait,
 } from "./decide.js";
 export { deriveLockKey, LOCK_NAMESPACE, type LockKey } from "./lock-key.js";
 export { resolveReleaseId, COMMIT_ENV_VARS, type ReleaseId } from "./release-id.js";

@@ -3,13 +3,14 @@
 
 import type pg from "pg";
 import type { Config, Environment } from "./config.js";
-import { applicationName, connect, describeTarget, quoteIdent } from "./db.js";
+import { applicationName, connect, describeTarget } from "./db.js";
 import { ReleaseError } from "./errors.js";
 import { formatDuration } from "./duration.js";
 import { readAttempts, type AttemptRecord, type HistoryFilter } from "./history.js";
-import { openProbe, proveExclusive, readLockHolder, tryLock, unlock, type LockHolder } from "./lock.js";
+import { provesOwnSession, readLeakedLocks, readLockHolder, type LockHolder } from "./lock.js";
 import { deriveLockKey, type LockKey } from "./lock-key.js";
 import { resolveReleaseId } from "./release-id.js";
+import { leaseFor } from "./run/ownership.js";
 
 export async function withClient<T>(
   config: Config,
@@ -44,9 +45,11 @@ export interface StatusReport {
 export async function readStatus(client: pg.Client, config: Config, limit = 10): Promise<StatusReport> {
   const key = deriveLockKey(config.lockName);
   const holder = (await readLockHolder(client, key)) ?? null;
-  const exists = await client.query<{ exists: boolean }>("SELECT to_regclass($1) IS NOT NULL AS exists", [
-    `${quoteIdent(config.schema)}.attempts`,
-  ]);
+  const exists = await client.query<{ exists: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = $1 AND c.relname = 'attempts') AS exists`,
+    [config.schema],
+  );
   const now =
     (await client.query<{ now: Date }>("SELECT clock_timestamp() AS now")).rows[0]?.now ?? new Date();
   const recent = await readAttempts(client, config.schema, { limit: 200, includeOutput: false });
@@ -100,6 +103,15 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join("\n");
 }
 
+/** What the lease of a running attempt says: still owned, or its leader is gone. */
+function leaseNote(now: string, a: AttemptRecord): string {
+  if (a.leaseEndsAt === null) return ".";
+  const left = Date.parse(a.leaseEndsAt) - Date.parse(now);
+  return left > 0
+    ? `, lease ends in ${formatDuration(left)} unless renewed${a.lockBackendPid === null ? "" : ` (advisory lock on backend pid ${a.lockBackendPid})`}.`
+    : ` — its lease expired ${formatDuration(-left)} ago: its leader is gone, and the next run takes over once its command's sessions have left.`;
+}
+
 export function formatStatus(report: StatusReport): string {
   const out: string[] = [];
   const { holder } = report.lock;
@@ -125,10 +137,8 @@ export function formatStatus(report: StatusReport): string {
   for (const a of report.running) {
     out.push(
       `Running: attempt #${a.id} by ${a.app} (${a.role}, pid ${a.pid} on ${a.host}) of ${a.task} for ${a.releaseId ?? "(unversioned)"}, ` +
-        `since ${time(a.startedAt)} (${ago(report.now, a.startedAt)}), last heartbeat ${formatDuration(a.heartbeatAgeMs)} ago` +
-        (holder === null
-          ? " — nobody holds the lock: its leader is gone, the next run takes over after its lease."
-          : "."),
+        `since ${time(a.startedAt)} (${ago(report.now, a.startedAt)}), lease renewed ${formatDuration(a.heartbeatAgeMs)} ago` +
+        leaseNote(report.now, a),
     );
   }
   if (report.running.length === 0) out.push("Running: nothing.");
@@ -250,34 +260,12 @@ export async function runDoctor(config: Config, env: Environment, cwd: string): 
     add("release id", "fail", (error as Error).message);
   }
 
-  // URL hints of a pooler
   const url = config.databaseUrl ?? "";
   let parsed: URL | undefined;
   try {
     parsed = new URL(url);
   } catch {
     parsed = undefined;
-  }
-  const pooledByName =
-    parsed !== undefined &&
-    (parsed.port === "6432" ||
-      /pooler|pgbouncer|pool/i.test(parsed.hostname) ||
-      parsed.searchParams.get("pgbouncer") === "true");
-  const poolUrl = env.DATABASE_CONNECTION_POOL_URL;
-  if (poolUrl !== undefined && poolUrl !== "" && poolUrl === url) {
-    add(
-      "pooler",
-      "fail",
-      `The lock URL (${config.databaseUrlSource ?? "database URL"}) is DATABASE_CONNECTION_POOL_URL, a pooled connection.`,
-      "Point RELEASE_DATABASE_URL at the direct DATABASE_URL.",
-    );
-  } else if (pooledByName) {
-    add(
-      "pooler",
-      "warn",
-      `The lock URL (${describeTarget(url)}) looks like a connection pooler (port 6432 or a pooler host name).`,
-      "Use the direct database URL for the lock (RELEASE_DATABASE_URL); the command may keep the pooled one.",
-    );
   }
 
   // Connection and everything that needs it
@@ -329,14 +317,27 @@ export async function runDoctor(config: Config, env: Environment, cwd: string): 
       );
     }
 
-    const ledger = await client.query<{ exists: boolean; can_create: boolean; schema_exists: boolean }>(
-      `SELECT to_regclass($1) IS NOT NULL AS exists,
+    const ledger = await client.query<{
+      exists: boolean;
+      can_create: boolean;
+      schema_exists: boolean;
+      usable: boolean | null;
+    }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid AND c.relname = 'attempts') AS exists,
               has_database_privilege(current_user, current_database(), 'CREATE') AS can_create,
-              EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $2) AS schema_exists`,
-      [`${quoteIdent(config.schema)}.attempts`, config.schema],
+              n.oid IS NOT NULL AS schema_exists, has_schema_privilege(n.oid, 'USAGE') AS usable
+         FROM (SELECT $1::text AS name) q LEFT JOIN pg_namespace n ON n.nspname = q.name`,
+      [config.schema],
     );
     const row = ledger.rows[0];
-    if (row?.exists === true) add("ledger", "pass", `The ledger exists in schema ${config.schema}.`);
+    if (row?.usable === false)
+      add(
+        "ledger",
+        "fail",
+        `This user may not use the ledger schema ${config.schema}.`,
+        `Grant it once as the schema's owner (GRANT USAGE, CREATE ON SCHEMA ${config.schema} TO ${info.user}, and privileges on its tables), or pass --schema with another name.`,
+      );
+    else if (row?.exists === true) add("ledger", "pass", `The ledger exists in schema ${config.schema}.`);
     else if (row?.can_create === true || row?.schema_exists === true)
       add(
         "ledger",
@@ -351,37 +352,54 @@ export async function runDoctor(config: Config, env: Environment, cwd: string): 
         `Create it once as an owner (CREATE SCHEMA ${config.schema} AUTHORIZATION ${info.user}) or grant CREATE on the database.`,
       );
 
+    const recovery = (
+      await client.query<{ read_only: boolean }>(
+        "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS read_only",
+      )
+    ).rows[0];
+    if (recovery?.read_only === true)
+      add(
+        "primary",
+        "fail",
+        "The server is read-only (a standby or a read-only session): no attempt can be recorded there.",
+        "Point DATABASE_URL or RELEASE_DATABASE_URL at the primary.",
+      );
+
+    // The session: proven its own (no pooler, proxy or NAT in between), or not; both are safe.
+    if (await provesOwnSession(client)) {
+      add(
+        "session",
+        "pass",
+        "The connection is a session of its own (no pooler in between): waiters wake at once on NOTIFY, and a leader's lost session is seen at once through its advisory lock.",
+      );
+    } else {
+      add(
+        "session",
+        "pass",
+        `The connection goes through a pooler, proxy or NAT (the server does not see this connection as its client): the ledger's lease alone decides ownership, which is safe; waiters poll (an outcome is seen within 1 s) and a dead leader is taken over when its lease ends (${formatDuration(leaseFor(config.killGraceMs))} after its last renewal).`,
+        "For instant wake-up, set RELEASE_DATABASE_URL to the direct database URL (the command keeps DATABASE_URL).",
+      );
+    }
+
     const key = deriveLockKey(config.lockName);
-    const holder = await readLockHolder(client, key);
-    if (holder !== undefined) {
+    const leaked = await readLeakedLocks(client, key, config.schema);
+    for (const holder of leaked) {
+      add(
+        "lock leak",
+        "warn",
+        `Backend pid ${holder.pid}${holder.applicationName ? ` (${holder.applicationName})` : ""}${holder.state ? `, ${holder.state}` : ""}${holder.clientAddr ? `, from ${holder.clientAddr}` : ""} holds the advisory lock "${config.lockName}" (key ${key.namespace}, ${key.key}) with no running attempt: a lock left on a pooled server connection (0.1.0 through a transaction-mode pooler) or a lingering session. It blocks nothing (the ledger decides), but status shows it.`,
+        `End it: SELECT pg_terminate_backend(${holder.pid}); (behind PgBouncer, RECONNECT in its admin console also works).`,
+      );
+    }
+    if (leaked.length === 0) {
+      const holder = await readLockHolder(client, key);
       add(
         "lock",
         "pass",
-        `Lock "${config.lockName}" (key ${key.namespace}, ${key.key}) is held now by backend pid ${holder.pid}${holder.applicationName ? ` (${holder.applicationName})` : ""}; the session check runs when it is free.`,
+        holder === undefined
+          ? `Lock "${config.lockName}" (key ${key.namespace}, ${key.key}) is free.`
+          : `Lock "${config.lockName}" (key ${key.namespace}, ${key.key}) is held by a running attempt's leader (backend pid ${holder.pid}).`,
       );
-    } else {
-      try {
-        const lockPid = await tryLock(client, key);
-        if (lockPid !== undefined) {
-          try {
-            await proveExclusive(openProbe(url, applicationName(["doctor probe"])), key, lockPid);
-          } finally {
-            await unlock(client, key);
-          }
-        }
-        add(
-          "lock",
-          "pass",
-          `Lock "${config.lockName}" (key ${key.namespace}, ${key.key}) is free, and a session that takes it keeps it (no transaction-mode pooler in between).`,
-        );
-      } catch (error) {
-        add(
-          "pooler",
-          "fail",
-          (error as Error).message,
-          "Point RELEASE_DATABASE_URL at the direct database URL.",
-        );
-      }
     }
   } finally {
     await client.end().catch(() => {});

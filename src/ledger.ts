@@ -1,90 +1,299 @@
-// The ledger: tables that record every attempt and every follower's outcome, and the NOTIFY that
-// wakes waiters the moment an outcome is committed. All SQL of the tool lives here.
+// The ledger: the tables that record every attempt and every follower's outcome, and the authority on
+// who owns a task. Ownership is a lease taken and renewed by single autocommit statements (so it works
+// through any pooler), decided by the database clock, fenced by the attempt id, and enforced by unique
+// indexes: PostgreSQL itself rejects a second running attempt per lock or a second success per release.
+// All SQL of the run lives here.
 
 import type pg from "pg";
-import { UsageError } from "./errors.js";
 import { quoteIdent } from "./db.js";
 import type { AttemptStatus, AttemptView } from "./decide.js";
+import { UnsafeSetupError, UsageError } from "./errors.js";
 import type { LockKey } from "./lock-key.js";
-import { heldByThisSession } from "./lock.js";
 
-export const LEDGER_VERSION = 1;
+/** The ledger's schema version; 0.1.0 wrote version 1 (no constraints, no lock signal). */
+export const LEDGER_VERSION = 2;
+/** The comment on the attempts table that says it is ours, and which version (readable in one statement). */
+const MARKER = `release-orchestrator ledger v${LEDGER_VERSION}`;
 
-/** PostgreSQL error codes the ledger treats specially. */
 const UNDEFINED_TABLE = "42P01";
 const INVALID_SCHEMA = "3F000";
 const INSUFFICIENT_PRIVILEGE = "42501";
-const DUPLICATE = new Set(["23505", "42P06", "42P07", "42710"]);
+
+/** SQL: the lease of an attempt row `a` ends at its last renewal plus its lease length. */
+const LEASE_END = "a.heartbeat_at + a.lease_ms * interval '1 millisecond'";
+
+/** SQL for the session advisory lock's row in pg_locks: $ns/$key are parameter numbers. */
+function advisoryLock(pid: string, ns: number, key: number): string {
+  return `EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.pid = ${pid}
+      AND l.classid = $${ns}::bigint::oid AND l.objid = $${key}::bigint::oid AND l.objsubid = 2)`;
+}
+
+/** One row of the attempts table, as every reader sees it. */
+export interface AttemptRow {
+  id: string;
+  release_id: string | null;
+  task: string;
+  lock_name: string;
+  app: string;
+  host: string;
+  pid: number;
+  role: string;
+  backend_pid: number;
+  lock_backend_pid: number | null;
+  command: string | null;
+  status: AttemptStatus;
+  exit_code: number | null;
+  signal: string | null;
+  started_at: Date;
+  heartbeat_at: Date;
+  lease_ms: number;
+  finished_at: Date | null;
+  duration_ms: number | null;
+  output_tail: string | null;
+}
+
+/** What the run needs of the ledger in one read. */
+export interface LedgerState {
+  /** For this release and task: a succeeded attempt if any, else the latest. */
+  latest: AttemptView | undefined;
+  /** The running attempt that owns this lock now, whatever its release. */
+  holder: AttemptView | undefined;
+  /** True when this read also recorded this process as "already-done". */
+  recordedDone: boolean;
+}
+
+export interface NewAttempt {
+  releaseId: string | undefined;
+  task: string;
+  lockName: string;
+  app: string;
+  host: string;
+  pid: number;
+  role: string;
+  command: string;
+  /** How long the lease lasts after each renewal. */
+  leaseMs: number;
+}
+
+export interface AttemptOutcome {
+  status: Exclude<AttemptStatus, "running" | "abandoned" | "duplicate">;
+  exitCode: number | null;
+  signal: string | null;
+  outputTail: string;
+}
+
+/** Who a process is, for the ledger's follower outcomes. */
+export interface Participant {
+  app: string;
+  host: string;
+  pid: number;
+  role: string;
+  mode: string;
+  waitedMs: number;
+}
+
+export interface FollowerOutcome extends Participant {
+  releaseId: string | undefined;
+  task: string;
+  attemptId: number | undefined;
+  outcome: "succeeded" | "already-done" | "failed" | "timeout" | "skipped" | "interrupted";
+  exitCode: number;
+}
+
+/** A renewal's answer: whether the lease is still ours, and whether our lock session still holds the lock. */
+export interface Renewal {
+  owned: boolean;
+  lockHeld: boolean;
+}
 
 export class Ledger {
   readonly channel: string;
   private readonly s: string;
 
-  constructor(readonly schema: string) {
+  constructor(
+    readonly schema: string,
+    private readonly key: LockKey,
+  ) {
     this.s = quoteIdent(schema);
     this.channel = schema;
   }
 
-  /** Creates the schema and tables if missing; called while holding the lock. Tolerates a concurrent creator. */
-  async ensure(client: pg.Client): Promise<void> {
-    const exists = await client.query<{ present: boolean }>(
-      "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS present",
-      [`${this.s}.attempts`, `${this.s}.follower_outcomes`],
+  /** The ledger's state in this database: missing, ours at a version, or something else. */
+  async readVersion(client: pg.Client): Promise<"missing" | number | "foreign"> {
+    // Catalog lookups only: to_regclass would raise an error for a schema this user may not use.
+    const result = await client.query<{
+      usable: boolean | null;
+      comment: string | null;
+      attempts: boolean;
+      meta: boolean;
+      read_only: boolean;
+    }>(
+      `SELECT has_schema_privilege(n.oid, 'USAGE') AS usable,
+              (SELECT obj_description(c.oid, 'pg_class') FROM pg_class c
+                WHERE c.relnamespace = n.oid AND c.relname = 'attempts') AS comment,
+              EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid AND c.relname = 'attempts') AS attempts,
+              EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid AND c.relname = 'meta') AS meta,
+              pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS read_only
+         FROM (SELECT $1::text AS name) q LEFT JOIN pg_namespace n ON n.nspname = q.name`,
+      [this.schema],
     );
-    if (exists.rows[0]?.present === true) return;
+    const row = result.rows[0];
+    if (row?.read_only === true) {
+      throw new UnsafeSetupError(
+        "The database URL points at a read-only server (a standby or a read-only session), where no attempt can be recorded; point DATABASE_URL or RELEASE_DATABASE_URL at the primary.",
+      );
+    }
+    if (row?.usable === false) {
+      throw new UsageError(
+        `The database user may not use the ledger schema ${this.schema}; grant it once as an owner (GRANT USAGE, CREATE ON SCHEMA ${this.schema} TO <app user>, and privileges on its tables), or pass --schema with another name.`,
+      );
+    }
+    if (row === undefined || !row.attempts) return "missing";
+    const match = /^release-orchestrator ledger v(\d+)$/.exec(row.comment ?? "");
+    if (match?.[1] !== undefined) return Number(match[1]);
+    if (!row.meta) return "foreign";
+    // 0.1.0 kept its version in the meta table and set no comment.
+    const meta = await client.query<{ value: string }>(
+      `SELECT value FROM ${this.s}.meta WHERE key = 'ledger_version'`,
+    );
+    return meta.rows[0]?.value === "1" ? 1 : "foreign";
+  }
+
+  /**
+   * Makes the ledger ready: creates it, or upgrades a 0.1.0 one, in one transaction that a
+   * transaction-level advisory lock makes exclusive (it works through a pooler). Never raises an
+   * ERROR in the server log in normal operation: existence is read, not tried.
+   */
+  async ensure(client: pg.Client, signal?: AbortSignal): Promise<void> {
+    for (let round = 0; ; round++) {
+      const version = await this.readVersion(client);
+      if (version === LEDGER_VERSION) return;
+      if (version === "foreign" || (typeof version === "number" && version > LEDGER_VERSION)) {
+        throw new UnsafeSetupError(
+          version === "foreign"
+            ? `The schema ${this.schema} holds an attempts table that is not a release-orchestrator ledger; pass --schema with another name (RELEASE_SCHEMA), or drop that table if it is left over.`
+            : `The ledger in schema ${this.schema} is version ${version}, newer than this release-orchestrator understands (${LEDGER_VERSION}); upgrade release-orchestrator on every app.`,
+        );
+      }
+      if (await this.migrate(client)) return;
+      if (signal?.aborted) throw new Error("interrupted while another process created the ledger");
+      await new Promise((resolve) => setTimeout(resolve, Math.min(500, 20 * 2 ** round)));
+    }
+  }
+
+  /** Creates or upgrades the ledger if this process gets the DDL lock; false when another one has it. */
+  private async migrate(client: pg.Client): Promise<boolean> {
     const s = this.s;
     try {
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
-      await client.query(`
-        CREATE TABLE IF NOT EXISTS ${s}.attempts (
-          id           bigserial PRIMARY KEY,
-          release_id   text,
-          task         text NOT NULL,
-          lock_name    text NOT NULL,
-          app          text NOT NULL,
-          host         text NOT NULL,
-          pid          integer NOT NULL,
-          role         text NOT NULL,
-          backend_pid  integer NOT NULL,
-          command      text,
-          status       text NOT NULL CHECK (status IN ('running','succeeded','failed','interrupted','lost','abandoned')),
-          exit_code    integer,
-          signal       text,
-          started_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
-          heartbeat_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-          lease_ms     integer NOT NULL,
-          finished_at  timestamptz,
-          duration_ms  integer,
-          output_tail  text
-        )`);
+      await client.query("BEGIN");
+      const got = await client.query<{ got: boolean }>("SELECT pg_try_advisory_xact_lock($1, $2) AS got", [
+        this.key.namespace,
+        ddlKey(this.key),
+      ]);
+      if (got.rows[0]?.got !== true) {
+        await client.query("ROLLBACK");
+        return false;
+      }
+      // Another process may have finished while we asked for the lock: read again inside it.
+      const now = await this.readVersion(client);
+      if (now === LEDGER_VERSION) {
+        await client.query("COMMIT");
+        return true;
+      }
+      if (now !== "missing" && now !== 1) {
+        await client.query("ROLLBACK"); // not ours, or newer: ensure() reads it again and says so
+        return false;
+      }
+      if (now === "missing") {
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${s}`);
+        await client.query(`
+          CREATE TABLE ${s}.attempts (
+            id               bigserial PRIMARY KEY,
+            release_id       text,
+            task             text NOT NULL,
+            lock_name        text NOT NULL,
+            app              text NOT NULL,
+            host             text NOT NULL,
+            pid              integer NOT NULL,
+            role             text NOT NULL,
+            backend_pid      integer NOT NULL,
+            lock_backend_pid integer,
+            command          text,
+            status           text NOT NULL,
+            exit_code        integer,
+            signal           text,
+            started_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+            heartbeat_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+            lease_ms         integer NOT NULL,
+            finished_at      timestamptz,
+            duration_ms      integer,
+            output_tail      text
+          )`);
+        await client.query(
+          `CREATE INDEX attempts_task_release_idx ON ${s}.attempts (task, release_id, id DESC)`,
+        );
+        await client.query(`
+          CREATE TABLE ${s}.follower_outcomes (
+            id          bigserial PRIMARY KEY,
+            release_id  text,
+            task        text NOT NULL,
+            app         text NOT NULL,
+            host        text NOT NULL,
+            pid         integer NOT NULL,
+            role        text NOT NULL,
+            mode        text NOT NULL,
+            attempt_id  bigint REFERENCES ${s}.attempts (id),
+            outcome     text NOT NULL,
+            exit_code   integer NOT NULL,
+            waited_ms   integer NOT NULL,
+            recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
+          )`);
+        await client.query(`CREATE TABLE ${s}.meta (key text PRIMARY KEY, value text NOT NULL)`);
+      } else {
+        // From 0.1.0 (version 1): it could record several running or succeeded attempts. Keep the
+        // newest running one per lock and the first success per release; mark the others.
+        await client.query(`ALTER TABLE ${s}.attempts ADD COLUMN IF NOT EXISTS lock_backend_pid integer`);
+        await client.query(`ALTER TABLE ${s}.attempts DROP CONSTRAINT IF EXISTS attempts_status_check`);
+        await client.query(
+          `UPDATE ${s}.attempts a SET status = 'abandoned', finished_at = coalesce(a.finished_at, clock_timestamp())
+            WHERE a.status = 'running' AND EXISTS (SELECT 1 FROM ${s}.attempts b
+                  WHERE b.status = 'running' AND b.lock_name = a.lock_name AND b.id > a.id)`,
+        );
+        await client.query(
+          `UPDATE ${s}.attempts a SET status = 'duplicate'
+            WHERE a.status = 'succeeded' AND EXISTS (SELECT 1 FROM ${s}.attempts b
+                  WHERE b.status = 'succeeded' AND b.task = a.task AND b.release_id = a.release_id AND b.id < a.id)`,
+        );
+        await client.query(
+          `UPDATE ${s}.attempts a SET status = 'abandoned', finished_at = coalesce(a.finished_at, clock_timestamp())
+            WHERE a.status = 'running' AND EXISTS (SELECT 1 FROM ${s}.attempts b
+                  WHERE b.status = 'succeeded' AND b.task = a.task AND b.release_id = a.release_id)`,
+        );
+      }
       await client.query(
-        `CREATE INDEX IF NOT EXISTS attempts_task_release_idx ON ${s}.attempts (task, release_id, id DESC)`,
+        `ALTER TABLE ${s}.attempts ADD CONSTRAINT attempts_status_check
+           CHECK (status IN ('running','succeeded','failed','interrupted','lost','abandoned','duplicate'))`,
       );
-      await client.query(`
-        CREATE TABLE IF NOT EXISTS ${s}.follower_outcomes (
-          id          bigserial PRIMARY KEY,
-          release_id  text,
-          task        text NOT NULL,
-          app         text NOT NULL,
-          host        text NOT NULL,
-          pid         integer NOT NULL,
-          role        text NOT NULL,
-          mode        text NOT NULL,
-          attempt_id  bigint REFERENCES ${s}.attempts (id),
-          outcome     text NOT NULL,
-          exit_code   integer NOT NULL,
-          waited_ms   integer NOT NULL,
-          recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
-        )`);
-      await client.query(`CREATE TABLE IF NOT EXISTS ${s}.meta (key text PRIMARY KEY, value text NOT NULL)`);
+      // The guarantees, as constraints: one running attempt per lock; per release and task, one
+      // attempt that is running or succeeded (so a success can never be followed by a second run).
       await client.query(
-        `INSERT INTO ${s}.meta (key, value) VALUES ('ledger_version', $1) ON CONFLICT (key) DO NOTHING`,
+        `CREATE UNIQUE INDEX attempts_one_running_per_lock ON ${s}.attempts (lock_name) WHERE status = 'running'`,
+      );
+      await client.query(
+        `CREATE UNIQUE INDEX attempts_one_live_per_release ON ${s}.attempts (task, release_id)
+          WHERE status IN ('running', 'succeeded')`,
+      );
+      await client.query(
+        `INSERT INTO ${s}.meta (key, value) VALUES ('ledger_version', $1)
+           ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
         [String(LEDGER_VERSION)],
       );
+      await client.query(`COMMENT ON TABLE ${s}.attempts IS '${MARKER}'`);
+      await client.query("COMMIT");
+      return true;
     } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code !== undefined && DUPLICATE.has(code)) return this.ensure(client);
-      if (code === INSUFFICIENT_PRIVILEGE) {
+      await client.query("ROLLBACK").catch(() => {});
+      if ((error as { code?: string }).code === INSUFFICIENT_PRIVILEGE) {
         throw new UsageError(
           `The database user may not create the ledger schema ${this.schema}; create it once as an owner (CREATE SCHEMA ${this.schema} AUTHORIZATION <app user>) or grant CREATE on the database.`,
         );
@@ -94,115 +303,80 @@ export class Ledger {
   }
 
   /**
-   * Reads the attempt that matters for this release and task (a succeeded one if any, else the latest)
-   * in one round trip. A missing ledger reads as no attempt. With `recordIfDone`, the same statement
-   * records that outcome as "already-done" when that attempt succeeded: a process that arrives after
-   * the release needs one round trip to decide and record.
+   * Reads, in one statement, the attempt that matters for this release and task and the attempt that
+   * owns the lock, each with its lease by the database clock. With `recordIfDone`, the same statement
+   * records this process as "already-done" when the release already succeeded.
    */
   async readState(
     client: pg.Client,
-    task: string,
-    releaseId: string | undefined,
-    recordIfDone?: Omit<FollowerOutcome, "releaseId" | "task" | "attemptId" | "outcome" | "exitCode">,
-  ): Promise<{ latest: AttemptView | undefined; recordedDone: boolean }> {
-    const record = recordIfDone !== undefined && releaseId !== undefined;
-    try {
-      const result = await client.query<AttemptRow & { recorded: number }>(
-        `WITH a AS (
-           SELECT id, status, app, pid, host, role, started_at, finished_at, exit_code
-             FROM ${this.s}.attempts
-            WHERE task = $1 AND release_id IS NOT DISTINCT FROM $2
-            ORDER BY (status = 'succeeded') DESC, id DESC
-            LIMIT 1),
-         recorded AS (
-           INSERT INTO ${this.s}.follower_outcomes
-                  (release_id, task, app, host, pid, role, mode, attempt_id, outcome, exit_code, waited_ms)
-           SELECT $2, $1, $3, $4, $5, $6, $7, a.id, 'already-done', 0, $8 FROM a
-            WHERE $9::boolean AND a.status = 'succeeded'
-           RETURNING id)
-         SELECT a.*, (SELECT count(*)::int FROM recorded) AS recorded FROM (SELECT 1) AS one LEFT JOIN a ON true`,
-        [
-          task,
-          releaseId ?? null,
-          recordIfDone?.app ?? "",
-          recordIfDone?.host ?? "",
-          recordIfDone?.pid ?? 0,
-          recordIfDone?.role ?? "",
-          recordIfDone?.mode ?? "",
-          Math.round(recordIfDone?.waitedMs ?? 0),
-          record,
-        ],
-      );
-      const row = result.rows[0];
-      if (row === undefined) throw new Error("the ledger query returned no row");
-      return { latest: row.id === null ? undefined : toView(row), recordedDone: row.recorded > 0 };
-    } catch (error) {
-      if (!isMissingLedger(error)) throw error;
-      return { latest: undefined, recordedDone: false };
-    }
-  }
-
-  /** Running attempts of this task, with how long ago they beat and how long their lease lasts. */
-  async readRunning(client: pg.Client, task: string, releaseId: string | undefined): Promise<StaleAttempt[]> {
+    q: { task: string; releaseId: string | undefined; lockName: string },
+    recordIfDone?: Participant,
+  ): Promise<LedgerState> {
+    const columns = `a.id, a.status, a.release_id, a.app, a.pid, a.host, a.role, a.started_at, a.finished_at, a.exit_code,
+        CASE WHEN a.status = 'running' THEN json_build_object(
+          'leftMs', (extract(epoch FROM ${LEASE_END} - clock_timestamp()) * 1000)::bigint,
+          'sessionGone', CASE WHEN a.lock_backend_pid IS NULL THEN NULL
+                              ELSE NOT ${advisoryLock("a.lock_backend_pid", 4, 5)} END,
+          'orphans', CASE WHEN ${LEASE_END} > clock_timestamp() THEN '[]'::json
+                          ELSE (${orphanPids("a")}) END) END AS lease`;
     const result = await client.query<{
-      id: string;
-      app: string;
-      pid: number;
-      host: string;
-      age_ms: number;
-      lease_ms: number;
+      latest: JsonAttempt | null;
+      holder: JsonAttempt | null;
+      recorded: number;
     }>(
-      `SELECT id, app, pid, host, lease_ms,
-              (extract(epoch FROM clock_timestamp() - heartbeat_at) * 1000)::integer AS age_ms
-         FROM ${this.s}.attempts
-        WHERE task = $1 AND release_id IS NOT DISTINCT FROM $2 AND status = 'running'`,
-      [task, releaseId ?? null],
+      `WITH latest AS (
+         SELECT ${columns} FROM ${this.s}.attempts a
+          WHERE a.task = $1 AND a.release_id IS NOT DISTINCT FROM $2
+          ORDER BY (a.status = 'succeeded') DESC, a.id DESC LIMIT 1),
+       holder AS (
+         SELECT ${columns} FROM ${this.s}.attempts a WHERE a.lock_name = $3 AND a.status = 'running' LIMIT 1),
+       recorded AS (
+         INSERT INTO ${this.s}.follower_outcomes
+                (release_id, task, app, host, pid, role, mode, attempt_id, outcome, exit_code, waited_ms)
+         SELECT $2, $1, $6, $7, $8, $9, $10, latest.id, 'already-done', 0, $11 FROM latest
+          WHERE $12::boolean AND $2::text IS NOT NULL AND latest.status = 'succeeded'
+         RETURNING id)
+       SELECT (SELECT row_to_json(latest) FROM latest) AS latest,
+              (SELECT row_to_json(holder) FROM holder) AS holder,
+              (SELECT count(*)::int FROM recorded) AS recorded`,
+      [
+        q.task,
+        q.releaseId ?? null,
+        q.lockName,
+        this.key.namespace,
+        this.key.key,
+        recordIfDone?.app ?? "",
+        recordIfDone?.host ?? "",
+        recordIfDone?.pid ?? 0,
+        recordIfDone?.role ?? "",
+        recordIfDone?.mode ?? "",
+        Math.round(recordIfDone?.waitedMs ?? 0),
+        recordIfDone !== undefined,
+      ],
     );
-    return result.rows.map((row) => ({
-      id: Number(row.id),
-      app: row.app,
-      pid: row.pid,
-      host: row.host,
-      heartbeatAgeMs: row.age_ms,
-      leaseMs: row.lease_ms,
-    }));
+    const row = result.rows[0];
+    return {
+      latest: row?.latest ? toView(row.latest) : undefined,
+      holder: row?.holder ? toView(row.holder) : undefined,
+      recordedDone: (row?.recorded ?? 0) > 0,
+    };
   }
 
-  /** Backend pids of sessions that a command of these attempts opened (PGAPPNAME names the attempt). */
-  async readAttemptSessions(client: pg.Client, attemptIds: readonly number[]): Promise<number[]> {
-    const result = await client.query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity
-        WHERE application_name = ANY ($1::text[]) AND pid <> pg_backend_pid()`,
-      [attemptIds.map(attemptApplicationName)],
-    );
-    return result.rows.map((row) => row.pid);
-  }
-
-  async terminateSessions(client: pg.Client, pids: readonly number[]): Promise<void> {
-    await client.query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [pids]);
-  }
-
-  /** Marks running attempts of this task that nobody holds the lock for any more; called while holding it. */
-  async abandonStale(client: pg.Client, task: string, releaseId: string | undefined): Promise<number[]> {
-    const result = await client.query<{ id: string }>(
-      `UPDATE ${this.s}.attempts
-          SET status = 'abandoned', finished_at = clock_timestamp(),
-              duration_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::integer
-        WHERE task = $1 AND release_id IS NOT DISTINCT FROM $2 AND status = 'running'
-        RETURNING id`,
-      [task, releaseId ?? null],
-    );
-    return result.rows.map((row) => Number(row.id));
-  }
-
-  async startAttempt(client: pg.Client, attempt: NewAttempt): Promise<{ id: number; startedAt: Date }> {
+  /**
+   * Claims the task: inserts a running attempt unless the constraints say another attempt owns the
+   * lock or this release already succeeded. One autocommit statement; no ERROR when it loses.
+   */
+  async claim(client: pg.Client, attempt: NewAttempt): Promise<{ id: number; startedAt: Date } | undefined> {
     const result = await client.query<{ id: string; started_at: Date }>(
-      `WITH inserted AS (
-         INSERT INTO ${this.s}.attempts (release_id, task, lock_name, app, host, pid, role, backend_pid, command, lease_ms, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, pg_backend_pid(), $8, $10, 'running')
+      `WITH claimed AS (
+         INSERT INTO ${this.s}.attempts
+                (release_id, task, lock_name, app, host, pid, role, backend_pid, command, lease_ms, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, pg_backend_pid(), $8, $9, 'running')
+         ON CONFLICT DO NOTHING
          RETURNING id, started_at)
-       SELECT id, started_at, pg_notify($9, json_build_object('event', 'started', 'attempt', id, 'task', $2::text, 'release', $1::text)::text)
-         FROM inserted`,
+       SELECT id, started_at,
+              pg_notify($10, json_build_object('event', 'started', 'attempt', id, 'task', $2::text, 'release', $1::text)::text)
+         FROM claimed`,
       [
         attempt.releaseId ?? null,
         attempt.task,
@@ -212,31 +386,47 @@ export class Ledger {
         attempt.pid,
         attempt.role,
         attempt.command,
-        this.channel,
         attempt.leaseMs,
+        this.channel,
       ],
     );
     const row = result.rows[0];
-    if (row === undefined) throw new Error("insert returned no row");
-    return { id: Number(row.id), startedAt: row.started_at };
+    return row === undefined ? undefined : { id: Number(row.id), startedAt: row.started_at };
   }
 
   /**
-   * Heartbeat: stamps the attempt and checks, in the same statement, that this session still holds
-   * the lock. Returns false when it does not (lost, or a pooler moved us to another backend).
+   * On a session proven to be our own, takes the advisory lock and records which backend holds it:
+   * the instant signal that this leader's session died. False when the lock is taken (a leak).
    */
-  async heartbeat(client: pg.Client, attemptId: number, key: LockKey): Promise<boolean> {
-    const result = await client.query<{ held: boolean }>(
-      `UPDATE ${this.s}.attempts SET heartbeat_at = clock_timestamp() WHERE id = $1
-       RETURNING ${heldByThisSession(2)} AS held`,
-      [attemptId, key.namespace, key.key],
+  async attachLock(client: pg.Client, attemptId: number): Promise<boolean> {
+    const result = await client.query(
+      `UPDATE ${this.s}.attempts SET lock_backend_pid = pg_backend_pid()
+        WHERE id = $1 AND status = 'running' AND pg_try_advisory_lock($2, $3)
+        RETURNING id`,
+      [attemptId, this.key.namespace, this.key.key],
     );
-    return result.rows[0]?.held === true;
+    return result.rowCount === 1;
   }
 
-  /** Records the outcome and notifies waiters in one statement, so the NOTIFY is delivered at commit. */
-  async finishAttempt(client: pg.Client, attemptId: number, outcome: AttemptOutcome): Promise<void> {
-    await client.query(
+  /**
+   * Renews the lease, fenced by the attempt id: only a running attempt whose lease has not expired is
+   * renewed (an expired lease may already be taken over). Also says whether the lock session holds.
+   */
+  async renew(client: pg.Client, attemptId: number): Promise<Renewal> {
+    const result = await client.query<{ lock_held: boolean }>(
+      `UPDATE ${this.s}.attempts a SET heartbeat_at = clock_timestamp()
+        WHERE a.id = $1 AND a.status = 'running' AND ${LEASE_END} > clock_timestamp()
+        RETURNING a.lock_backend_pid IS NULL
+               OR (a.lock_backend_pid = pg_backend_pid() AND ${advisoryLock("pg_backend_pid()", 2, 3)}) AS lock_held`,
+      [attemptId, this.key.namespace, this.key.key],
+    );
+    const row = result.rows[0];
+    return { owned: row !== undefined, lockHeld: row?.lock_held === true };
+  }
+
+  /** Records the outcome, fenced by the attempt id, and notifies waiters at commit. False if not ours any more. */
+  async finish(client: pg.Client, attemptId: number, outcome: AttemptOutcome): Promise<boolean> {
+    const result = await client.query(
       `WITH updated AS (
          UPDATE ${this.s}.attempts
             SET status = $2, exit_code = $3, signal = $4, output_tail = $5, finished_at = clock_timestamp(),
@@ -247,6 +437,31 @@ export class Ledger {
          FROM updated`,
       [attemptId, outcome.status, outcome.exitCode, outcome.signal, outcome.outputTail, this.channel],
     );
+    return result.rowCount === 1;
+  }
+
+  /**
+   * Takes over a stale attempt: marks it abandoned only if its lease has expired by the database clock
+   * and none of its command's sessions is connected, in one statement. False when it was not stale.
+   */
+  async abandon(client: pg.Client, attemptId: number): Promise<boolean> {
+    const result = await client.query(
+      `WITH abandoned AS (
+         UPDATE ${this.s}.attempts a
+            SET status = 'abandoned', finished_at = clock_timestamp(),
+                duration_ms = (extract(epoch FROM clock_timestamp() - a.started_at) * 1000)::integer
+          WHERE a.id = $1 AND a.status = 'running' AND ${LEASE_END} <= clock_timestamp()
+            AND json_array_length((${orphanPids("a")})) = 0
+          RETURNING a.id, a.status, a.task, a.release_id)
+       SELECT pg_notify($2, json_build_object('event', 'finished', 'attempt', id, 'status', status, 'task', task, 'release', release_id)::text)
+         FROM abandoned`,
+      [attemptId, this.channel],
+    );
+    return result.rowCount === 1;
+  }
+
+  async terminateSessions(client: pg.Client, pids: readonly number[]): Promise<void> {
+    await client.query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [pids]);
   }
 
   async recordFollowerOutcome(client: pg.Client, outcome: FollowerOutcome): Promise<void> {
@@ -273,14 +488,37 @@ export class Ledger {
     }
   }
 
-  /** Wakes waiters after the lock is released (unversioned runs take turns on this). */
-  async notifyReleased(client: pg.Client): Promise<void> {
-    await client.query("SELECT pg_notify($1, $2)", [this.channel, JSON.stringify({ event: "released" })]);
+  /**
+   * Whether more than half of max_connections are in use: waiters then give their connection back
+   * between polls, so that the leader's command can still connect.
+   */
+  async isCrowded(client: pg.Client, reporter?: { debug(message: string): void }): Promise<boolean> {
+    const result = await client.query<{ used: number; max: number }>(
+      "SELECT count(*)::int AS used, current_setting('max_connections')::int AS max FROM pg_stat_activity",
+    );
+    const row = result.rows[0];
+    const crowded = row !== undefined && row.used * 2 > row.max;
+    if (crowded) reporter?.debug(`${row.used} of ${row.max} connections in use: waiting without holding one`);
+    return crowded;
   }
 
   async listen(client: pg.Client): Promise<void> {
     await client.query(`LISTEN ${quoteIdent(this.channel)}`);
   }
+}
+
+/**
+ * SQL: a JSON array of the backend pids of attempt `a`'s command sessions still connected (PGAPPNAME
+ * names the attempt). An idle one counts too: a command that sleeps between statements is alive.
+ */
+function orphanPids(a: string): string {
+  return `SELECT coalesce(json_agg(s.pid), '[]'::json) FROM pg_stat_activity s
+           WHERE s.application_name = 'release-orchestrator attempt ' || ${a}.id AND s.pid <> pg_backend_pid()`;
+}
+
+/** The DDL lock's key: next to the run lock's, in the same two-int4 space. */
+function ddlKey(key: LockKey): number {
+  return (key.key ^ 0x5a5a5a5a) & 0x7fffffff;
 }
 
 /** The application_name (PGAPPNAME) a command's sessions get, naming its attempt. */
@@ -293,71 +531,39 @@ export function isMissingLedger(error: unknown): boolean {
   return code === UNDEFINED_TABLE || code === INVALID_SCHEMA;
 }
 
-interface AttemptRow {
-  id: string | null;
+interface JsonAttempt {
+  id: number;
   status: AttemptStatus;
+  release_id: string | null;
   app: string;
   pid: number;
   host: string;
   role: string;
-  started_at: Date;
-  finished_at: Date | null;
+  started_at: string;
+  finished_at: string | null;
   exit_code: number | null;
+  lease: { leftMs: number; sessionGone: boolean | null; orphans: number[] } | null;
 }
 
-function toView(row: AttemptRow): AttemptView {
-  return {
+function toView(row: JsonAttempt): AttemptView {
+  const view: AttemptView = {
     id: Number(row.id),
     status: row.status,
+    releaseId: row.release_id,
     app: row.app,
     pid: row.pid,
     host: row.host,
     role: row.role,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
+    startedAt: new Date(row.started_at),
+    finishedAt: row.finished_at === null ? null : new Date(row.finished_at),
     exitCode: row.exit_code,
   };
-}
-
-export interface NewAttempt {
-  releaseId: string | undefined;
-  task: string;
-  lockName: string;
-  app: string;
-  host: string;
-  pid: number;
-  role: string;
-  command: string;
-  /** How long after its last heartbeat this attempt's command may still be alive (detection + kill grace). */
-  leaseMs: number;
-}
-
-export interface StaleAttempt {
-  id: number;
-  app: string;
-  pid: number;
-  host: string;
-  heartbeatAgeMs: number;
-  leaseMs: number;
-}
-
-export interface AttemptOutcome {
-  status: Exclude<AttemptStatus, "running">;
-  exitCode: number | null;
-  signal: string | null;
-  outputTail: string;
-}
-
-export interface FollowerOutcome {
-  releaseId: string | undefined;
-  task: string;
-  app: string;
-  host: string;
-  pid: number;
-  role: string;
-  mode: string;
-  attemptId: number | undefined;
-  outcome: "succeeded" | "already-done" | "failed" | "timeout" | "skipped" | "interrupted";
-  exitCode: number;
-  waitedMs: number;
+  if (row.lease !== null) {
+    view.lease = {
+      leftMs: Number(row.lease.leftMs),
+      sessionGone: row.lease.sessionGone ?? undefined,
+      orphans: row.lease.orphans,
+    };
+  }
+  return view;
 }

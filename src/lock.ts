@@ -1,94 +1,60 @@
-// The session-level advisory lock, taken only with pg_try_advisory_lock (never blocking, never in a
-// transaction) and proven held by looking at pg_locks from the same session.
+// The session-level advisory lock, used only where a session is proven to be our own: a signal (a
+// leader's session died; who holds the lock now), never what decides ownership, which is the ledger's
+// lease. Also the proof itself, and what status and doctor read of locks.
 
+import type { Socket } from "node:net";
 import type pg from "pg";
-import { connect } from "./db.js";
-import { UnsafeSetupError } from "./errors.js";
+import { quoteIdent } from "./db.js";
 import type { LockKey } from "./lock-key.js";
 
-/** SQL: does this session hold the lock whose two keys are the parameters $first and $first+1? */
-export function heldByThisSession(first: number): string {
-  return `EXISTS (SELECT 1 FROM pg_locks
-    WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-      AND classid = $${first}::bigint::oid AND objid = $${first + 1}::bigint::oid AND objsubid = 2)`;
-}
-
 /**
- * Tries the lock once. When the server says yes, a second statement checks that this session really
- * holds it: behind a transaction-mode pooler the second statement may run on another backend, and a
- * lock that a pooler hands around protects nothing.
+ * Proves that this client talks to its own PostgreSQL backend, with no pooler in between: the server
+ * sees the very connection this socket is (client address and port, server address and port), or,
+ * over a Unix socket, the socket is the server's own. A pooler's backend sees the pooler's connection
+ * instead, so the proof fails (safely) behind any pooler, NAT or proxy; it never depends on timing.
  */
-export async function tryLock(client: pg.Client, key: LockKey): Promise<number | undefined> {
-  const attempt = await client.query<{ got: boolean; pid: number }>(
-    "SELECT pg_try_advisory_lock($1, $2) AS got, pg_backend_pid() AS pid",
-    [key.namespace, key.key],
+export async function provesOwnSession(client: pg.Client): Promise<boolean> {
+  const internals = client as unknown as { connection?: { stream?: Socket }; host?: string; port?: number };
+  const socket = internals.connection?.stream;
+  const result = await client.query<{
+    client_addr: string | null;
+    client_port: number | null;
+    server_addr: string | null;
+    server_port: number | null;
+    port: string;
+  }>(
+    `SELECT client_addr::text AS client_addr, client_port, host(inet_server_addr()) AS server_addr,
+            inet_server_port() AS server_port, current_setting('port') AS port
+       FROM pg_stat_activity WHERE pid = pg_backend_pid()`,
   );
-  const got = attempt.rows[0]?.got === true;
-  if (!got) return undefined;
-  const check = await client.query<{ held: boolean; pid: number }>(
-    `SELECT ${heldByThisSession(1)} AS held, pg_backend_pid() AS pid`,
-    [key.namespace, key.key],
-  );
-  const row = check.rows[0];
-  if (row?.held !== true || row.pid !== attempt.rows[0]?.pid) {
-    await releaseLeaked(client, key);
-    throw new UnsafeSetupError(POOLER_MESSAGE);
-  }
-  return row.pid;
-}
-
-/**
- * Behind a pooler the lock stays with a pooled server connection after we leave, blocking every later
- * release: unlock until the backend this client lands on holds it no more (re-entrant counts included).
- */
-async function releaseLeaked(client: pg.Client, key: LockKey): Promise<void> {
-  for (let i = 0; i < 10; i++) {
-    const result = await client
-      .query<{ released: boolean }>("SELECT pg_advisory_unlock($1, $2) AS released", [key.namespace, key.key])
-      .catch(() => undefined);
-    if (result?.rows[0]?.released !== true) return;
-  }
-}
-
-const POOLER_MESSAGE =
-  "The advisory lock did not stay with this session, so the connection goes through a transaction-mode pooler (such as PgBouncer); point RELEASE_DATABASE_URL at the direct database URL.";
-
-/**
- * Opens the probe session of proveExclusive. A pooler assigns a server connection only at a client's
- * first query, so the probe may connect while the lock's client is busy; it must query only when that
- * client is idle, or the pooler has no reason to hand it our backend.
- */
-export function openProbe(url: string, applicationName: string): Promise<pg.Client> {
-  return connect({ url, applicationName, timeoutMs: 5000 });
-}
-
-/**
- * Proves that the lock belongs to this client alone: a second client through the same URL must land on
- * another backend and must not get the lock. Through a transaction-mode pooler it is handed the very
- * backend that holds our lock (poolers reuse the last released server connection), and "gets" it too.
- */
-export async function proveExclusive(
-  probing: Promise<pg.Client>,
-  key: LockKey,
-  lockBackendPid: number,
-): Promise<void> {
-  const probe = await probing;
-  try {
-    const result = await probe.query<{ pid: number; got: boolean }>(
-      "SELECT pg_backend_pid() AS pid, pg_try_advisory_lock($1, $2) AS got",
-      [key.namespace, key.key],
+  const row = result.rows[0];
+  if (row === undefined || socket === undefined) return false;
+  if (socket.remoteAddress === undefined) {
+    // A Unix socket: ours if it is in one of the server's socket directories, on the server's port.
+    // pg_settings shows the directories only to privileged roles; without them, nothing is proven.
+    const dirs = await client.query<{ setting: string }>(
+      "SELECT setting FROM pg_settings WHERE name = 'unix_socket_directories'",
     );
-    const row = result.rows[0];
-    if (row === undefined || row.got || row.pid === lockBackendPid) {
-      // The probe sits on a backend that holds the lock (ours, handed around): release all of it.
-      if (row?.got === true || row?.pid === lockBackendPid) await releaseLeaked(probe, key);
-      throw new UnsafeSetupError(POOLER_MESSAGE);
-    }
-  } finally {
-    await probe.end().catch(() => {});
+    const list = (dirs.rows[0]?.setting ?? "").split(",").map((d) => d.trim());
+    return (
+      row.client_addr === null && list.includes(internals.host ?? "") && String(internals.port) === row.port
+    );
   }
+  const same = (a: string | null | undefined, b: string | null | undefined) =>
+    a != null && b != null && normalise(a) === normalise(b);
+  return (
+    same(row.client_addr?.replace(/\/\d+$/, ""), socket.localAddress) &&
+    row.client_port === socket.localPort &&
+    same(row.server_addr, socket.remoteAddress) &&
+    row.server_port === socket.remotePort
+  );
 }
 
+function normalise(address: string): string {
+  return address.replace(/^::ffff:/i, "").toLowerCase();
+}
+
+/** Releases the lock once; false when this session did not hold it. */
 export async function unlock(client: pg.Client, key: LockKey): Promise<boolean> {
   const result = await client.query<{ released: boolean }>("SELECT pg_advisory_unlock($1, $2) AS released", [
     key.namespace,
@@ -106,8 +72,8 @@ export interface LockHolder {
   clientAddr: string | null;
 }
 
-/** Who holds the advisory lock now, with what pg_stat_activity says of that session. */
-export async function readLockHolder(client: pg.Client, key: LockKey): Promise<LockHolder | undefined> {
+/** Every session holding the advisory lock now, with what pg_stat_activity says of it. */
+export async function readLockHolders(client: pg.Client, key: LockKey): Promise<LockHolder[]> {
   const result = await client.query<{
     pid: number;
     application_name: string | null;
@@ -122,17 +88,46 @@ export async function readLockHolder(client: pg.Client, key: LockKey): Promise<L
         AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid
         -- advisory locks are per database: the same key in another database is another lock
         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      LIMIT 1`,
+      ORDER BY l.pid`,
     [key.namespace, key.key],
   );
-  const row = result.rows[0];
-  if (row === undefined) return undefined;
-  return {
+  return result.rows.map((row) => ({
     pid: row.pid,
     applicationName: row.application_name,
     state: row.state,
     backendStart: row.backend_start?.toISOString() ?? null,
     stateChange: row.state_change?.toISOString() ?? null,
     clientAddr: row.client_addr,
-  };
+  }));
+}
+
+/** Who holds the advisory lock now, if anyone. */
+export async function readLockHolder(client: pg.Client, key: LockKey): Promise<LockHolder | undefined> {
+  return (await readLockHolders(client, key))[0];
+}
+
+/**
+ * Sessions that hold the lock without a running attempt that recorded them: a lock left on a pooled
+ * server connection (0.1.0 through a transaction-mode pooler), or a leader's session that outlived
+ * its attempt. Nothing waits on them any more; doctor names them so they can be ended.
+ */
+export async function readLeakedLocks(
+  client: pg.Client,
+  key: LockKey,
+  schema: string,
+): Promise<LockHolder[]> {
+  const quotedSchema = quoteIdent(schema);
+  const holders = await readLockHolders(client, key);
+  if (holders.length === 0) return [];
+  const exists = await client.query<{ present: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = $1 AND c.relname = 'attempts' AND has_schema_privilege(n.oid, 'USAGE')) AS present`,
+    [schema],
+  );
+  if (exists.rows[0]?.present !== true) return holders;
+  const owners = await client.query<{ pid: number }>(
+    `SELECT lock_backend_pid AS pid FROM ${quotedSchema}.attempts WHERE status = 'running' AND lock_backend_pid IS NOT NULL`,
+  );
+  const owned = new Set(owners.rows.map((row) => row.pid));
+  return holders.filter((holder) => !owned.has(holder.pid));
 }

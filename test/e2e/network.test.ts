@@ -1,7 +1,7 @@
-// The network to the database cut while the leader runs: its lock session goes through a TCP proxy that
-// we freeze (packets stop, nothing is closed). The leader's heartbeat gets no answer, so it stops its
-// command and exits 77 within seconds; the lock stays with the server-side session until that session is
-// closed, and only then does a waiting process take over: never two commands alive at once.
+// The network to the database cut while the leader runs: its ledger session goes through a TCP proxy that
+// we freeze (packets stop, nothing is closed). The leader cannot renew its lease, so it stops its
+// command and exits 77 within seconds, before its lease ends; a waiting process takes over only once the
+// lease has expired by the database clock: never two commands alive at once.
 
 import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
@@ -108,18 +108,13 @@ describe("network cut", () => {
     const noticedMs = runA.exitedAt - frozenAt;
     process.stderr.write(`[network.test] the leader exited ${noticedMs} ms after the network froze\n`);
     expect(runA.exitCode, runA.stderr).toBe(77);
-    expect(runA.stderr).toMatch(
-      /the lock session was lost \(no answer from the database within 1\.5 s\)|the lock session was lost/,
-    );
+    expect(runA.stderr).toMatch(/ownership was lost: (could not renew the lease|the lock session)/);
     // The first command was stopped before the leader exited (its kill grace is 1 s).
     const [first] = await db().query<{ ended_at: Date | null; how: string | null; os_pid: number }>(
       "SELECT ended_at, how, os_pid FROM runs ORDER BY id LIMIT 1",
     );
     expect(first?.how).toBe("sigterm");
-    expect(noticedMs).toBeLessThan(20_000); // detection itself is ~2 s; this bounds a hang, it is not a timing claim
-    // The server still holds the lock for the frozen session: nobody else runs until it is closed.
-    await sleep(1000);
-    expect(await db().query("SELECT app FROM runs WHERE app = 'b'")).toEqual([]);
+    expect(noticedMs).toBeLessThan(20_000); // detection itself is ~4 s; this bounds a hang, it is not a timing claim
     proxy.cut();
     const runB = await waiter.done;
     expect(runB.exitCode, runB.stderr).toBe(0);

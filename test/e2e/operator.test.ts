@@ -38,7 +38,7 @@ describe("status", () => {
       /Lock "release-orchestrator" \(key \d+, \d+\): held by backend pid \d+ \(release-orchestrator s-app auto st-1\), idle/,
     );
     expect(text.stdout).toMatch(
-      /Running: attempt #\d+ by s-app \(auto, pid \d+ on \S+\) of migrate for st-1, since .*, last heartbeat \d+ ms ago\./,
+      /Running: attempt #\d+ by s-app \(auto, pid \d+ on \S+\) of migrate for st-1, since .*, lease renewed \d+ ms ago, lease ends in .+ unless renewed \(advisory lock on backend pid \d+\)\./,
     );
     const json = await runCli(["status", "--json"], { env: { DATABASE_URL: db().url } });
     const report = JSON.parse(json.stdout) as {
@@ -106,7 +106,16 @@ describe("doctor", () => {
   it("passes on a direct local connection and explains each finding; exit 0", async () => {
     const run = await runCli(["doctor", "--release-id", "doc-1"], { env: { DATABASE_URL: db().url } });
     expect(run.exitCode, run.stdout + run.stderr).toBe(0);
-    for (const check of ["role", "release id", "connection", "server version", "tls", "ledger", "lock"]) {
+    for (const check of [
+      "role",
+      "release id",
+      "connection",
+      "server version",
+      "tls",
+      "ledger",
+      "session",
+      "lock",
+    ]) {
       expect(run.stdout).toMatch(new RegExp(`^PASS  ${check}: `, "m"));
     }
     expect(run.stdout).toMatch(/Release id doc-1 \(from --release-id \/ RELEASE_ID\)/);
@@ -143,14 +152,27 @@ describe("doctor", () => {
     expect(run.stdout + json.stdout + down.stdout + down.stderr).not.toMatch(/doctor-pw-123|pw-down-1/);
   });
 
-  it("fails when the lock URL is the pooled DATABASE_CONNECTION_POOL_URL", async () => {
-    const run = await runCli(["doctor", "--release-id", "doc-3"], {
-      env: { DATABASE_URL: db().url, DATABASE_CONNECTION_POOL_URL: db().url },
+  it("refuses a read-only server (a standby, or a read-only session): doctor fails and run exits 78, nothing run", async () => {
+    const role = `ro_${Date.now()}`;
+    await db().query(`CREATE ROLE ${role} LOGIN PASSWORD 'read-only-pw-1'`);
+    await db().query(`ALTER ROLE ${role} SET default_transaction_read_only = on`);
+    const url = new URL(db().url);
+    url.username = role;
+    url.password = "read-only-pw-1";
+    const doctor = await runCli(["doctor", "--release-id", "doc-3"], {
+      env: { DATABASE_URL: url.toString() },
     });
-    expect(run.exitCode).toBe(78);
-    expect(run.stdout).toMatch(
-      /^FAIL {2}pooler: The lock URL \(DATABASE_URL\) is DATABASE_CONNECTION_POOL_URL/m,
+    expect(doctor.exitCode, doctor.stdout + doctor.stderr).toBe(78);
+    expect(doctor.stdout).toMatch(/^FAIL {2}primary: The server is read-only/m);
+    const run = await runCli(["run", "--release-id", "doc-3", "--", "sh", "-c", "echo RAN"], {
+      env: { DATABASE_URL: url.toString() },
+    });
+    expect(run.exitCode, run.stderr).toBe(78);
+    expect(run.stderr).toMatch(
+      /The database URL points at a read-only server .*; point DATABASE_URL or RELEASE_DATABASE_URL at the primary\./,
     );
+    expect(run.stdout).not.toContain("RAN");
+    expect(doctor.stdout + run.stdout + run.stderr).not.toContain("read-only-pw-1");
   });
 });
 

@@ -1,127 +1,200 @@
-// Poolers: a lock taken through PgBouncer in transaction mode protects nothing (session advisory locks
-// leak between clients). It is detected at run time, not from the URL, and refused with 78 and the fix;
-// RELEASE_DATABASE_URL lets the lock use a direct connection while the command keeps the pooled one.
-// Session mode behaves like a direct connection and is accepted.
+// One owner everywhere: rounds of real processes racing through PgBouncer in transaction mode (pool
+// sizes 1 and 4), in session mode, and direct. The ledger's lease decides, so every round runs the
+// command exactly once, every process exits 0, and no follower exits before the leader's commit. A
+// leader SIGKILLed mid-command delays the next round by its lease at most: nothing leaks, nothing hangs.
 
-import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir, userInfo } from "node:os";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { freePort } from "../../demo/free-port.js";
-import { useTestDatabase } from "../harness/database.js";
-import { BUMP, runCli, sleep } from "../support/cli.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useTestDatabase, type TestDatabase } from "../harness/database.js";
+import { BUMP, runCli, sleep, startCli, type CliRun } from "../support/cli.js";
+import { PGBOUNCER, startBouncer, type Bouncer } from "../support/pgbouncer.js";
 
-const PGBOUNCER = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].find((p) => existsSync(p));
-const db = useTestDatabase("pooler");
-const password = inject("pgPassword");
-const bouncers: ChildProcess[] = [];
+const MODES = [
+  { name: "transaction mode, pool size 1", poolMode: "transaction", poolSize: 1 },
+  { name: "transaction mode, pool size 4", poolMode: "transaction", poolSize: 4 },
+  { name: "session mode", poolMode: "session", poolSize: 4 },
+  { name: "direct", poolMode: undefined, poolSize: 0 },
+] as const;
+const AUTO_ROUNDS = 20;
+const AUTO_CONTENDERS = 8;
+const EXPLICIT_ROUNDS = 10;
 
-/** Starts PgBouncer in front of the test server; returns the URL of the test database through it. */
-async function startBouncer(poolMode: "transaction" | "session"): Promise<string> {
-  if (PGBOUNCER === undefined)
-    throw new Error("pgbouncer is not installed: .ci/run installs it (apt-get install pgbouncer)");
-  const direct = new URL(db().url);
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), "ro-bouncer-"));
-  const user = decodeURIComponent(direct.username);
-  writeFileSync(join(dir, "userlist.txt"), `"${user}" "${decodeURIComponent(direct.password)}"\n`);
-  writeFileSync(
-    join(dir, "pgbouncer.ini"),
-    `[databases]
-* = host=${direct.hostname} port=${direct.port}
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = ${port}
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = ${join(dir, "userlist.txt")}
-pool_mode = ${poolMode}
-default_pool_size = 4
-max_client_conn = 100
-ignore_startup_parameters = extra_float_digits
-logfile = ${join(dir, "pgbouncer.log")}
-pidfile = ${join(dir, "pgbouncer.pid")}
-`,
-  );
-  const asRoot = userInfo().uid === 0;
-  if (asRoot) {
-    // PgBouncer refuses to run as root: it switches to the postgres user (-u), which must read its files.
-    const pw = await import("node:child_process").then((cp) =>
-      cp.execFileSync("id", ["-u", "postgres"]).toString().trim(),
-    );
-    const gid = await import("node:child_process").then((cp) =>
-      cp.execFileSync("id", ["-g", "postgres"]).toString().trim(),
-    );
-    for (const file of ["", "userlist.txt", "pgbouncer.ini"])
-      chownSync(join(dir, file), Number(pw), Number(gid));
-    chmodSync(dir, 0o700);
-  }
-  const child = spawn(PGBOUNCER, [...(asRoot ? ["-u", "postgres"] : []), join(dir, "pgbouncer.ini")], {
-    stdio: "ignore",
-  });
-  bouncers.push(child);
-  const url = new URL(db().url);
-  url.port = String(port);
-  for (let i = 0; i < 100; i++) {
-    const probe = await runCli(["doctor", "--connect-timeout", "200ms"], {
-      env: { DATABASE_URL: url.toString(), RELEASE_ID: "x" },
-    });
-    if (!/Nothing accepted connections/.test(probe.stdout)) return url.toString();
-    await sleep(100);
-  }
-  throw new Error("pgbouncer did not start");
+const marksDir = mkdtempSync(join(tmpdir(), "ro-pooler-"));
+const executions = (marks: string) =>
+  existsSync(marks) ? readFileSync(marks, "utf8").split("\n").filter(Boolean).length : 0;
+
+interface AttemptRow {
+  id: string;
+  release_id: string;
+  status: string;
+  app: string;
+  finished_at: Date | null;
 }
 
-let transactionUrl: string;
-let sessionUrl: string;
-beforeAll(async () => {
-  transactionUrl = await startBouncer("transaction");
-  sessionUrl = await startBouncer("session");
-}, 60_000);
-afterAll(() => {
-  for (const child of bouncers) child.kill("SIGTERM");
-});
+async function attemptsOf(db: TestDatabase, release: string): Promise<AttemptRow[]> {
+  return db.query<AttemptRow>(
+    "SELECT id, release_id, status, app, finished_at FROM release_orchestrator.attempts WHERE release_id = $1 ORDER BY id",
+    [release],
+  );
+}
 
-const MARKER = "COMMAND-RAN";
-const attempts = () =>
-  db()
-    .query("SELECT id FROM release_orchestrator.attempts")
-    .catch(() => []);
+/** Starts one contender whose command appends a line to `marks` and sleeps 0.3 s. */
+function contender(url: string, app: string, release: string, marks: string, extra: string[] = [], env = {}) {
+  return startCli(
+    [
+      "run",
+      "--release-id",
+      release,
+      "--kill-grace",
+      "1s",
+      ...extra,
+      "--",
+      "sh",
+      "-c",
+      'echo ran >> "$MARKS"; sleep 0.3',
+    ],
+    { env: { DATABASE_URL: url, RELEASE_APP_NAME: app, MARKS: marks, ...env }, timeoutMs: 90_000 },
+  );
+}
 
-describe("poolers", () => {
-  it("refuses a lock taken through PgBouncer in transaction mode: 78, the fix, nothing run", async () => {
-    const run = await runCli(["run", "--release-id", "pool-1", "--", "sh", "-c", `echo ${MARKER}`], {
-      env: { DATABASE_URL: transactionUrl, RELEASE_APP_NAME: "s-app" },
-    });
-    expect(run.exitCode, run.stderr).toBe(78);
-    expect(run.stderr).toMatch(
-      /goes through a transaction-mode pooler \(such as PgBouncer\); point RELEASE_DATABASE_URL at the direct database URL\./,
+/** The round's invariants: one execution, all 0, every follower after the leader's commit. */
+async function expectOneOwner(db: TestDatabase, release: string, marks: string, runs: CliRun[]) {
+  const detail = runs.map((r) => `exit ${r.exitCode}: ${r.stderr}`).join("\n");
+  expect(executions(marks), `${release}: executions\n${detail}`).toBe(1);
+  expect(
+    runs.map((r) => r.exitCode),
+    detail,
+  ).toEqual(runs.map(() => 0));
+  const succeeded = (await attemptsOf(db, release)).filter((a) => a.status === "succeeded");
+  expect(succeeded, release).toHaveLength(1);
+  const committed = succeeded[0]!.finished_at!.getTime();
+  const leader = succeeded[0]!.app;
+  for (const run of runs) {
+    if (run.stderr.includes(`[release] ${leader}:`)) continue;
+    expect(run.exitedAt, `a follower exited before the commit:\n${run.stderr}`).toBeGreaterThanOrEqual(
+      committed,
     );
-    expect(run.stdout).not.toContain(MARKER);
-    expect(await attempts()).toEqual([]);
-    // Nothing left behind: the lock does not stay with a pooled server connection.
-    expect(
-      await db().query(
+  }
+}
+
+const skipWithout = PGBOUNCER === undefined && process.env.CI !== "true";
+
+describe.skipIf(skipWithout)("one owner through any pooler", () => {
+  const db = useTestDatabase("pooler");
+  const bouncers: Bouncer[] = [];
+  const urls = new Map<string, string>();
+  beforeAll(async () => {
+    for (const mode of MODES) {
+      if (mode.poolMode === undefined) {
+        urls.set(mode.name, db().url);
+        continue;
+      }
+      const bouncer = await startBouncer(db().url, { poolMode: mode.poolMode, poolSize: mode.poolSize });
+      bouncers.push(bouncer);
+      urls.set(mode.name, bouncer.url);
+    }
+  }, 60_000);
+  afterAll(() => {
+    for (const bouncer of bouncers) bouncer.stop();
+  });
+
+  describe.each(MODES)("$name", (mode) => {
+    const tag = mode.name.replace(/\W+/g, "-");
+
+    it(`${AUTO_ROUNDS} rounds of ${AUTO_CONTENDERS} auto contenders: one execution each, all exit 0`, async () => {
+      const url = urls.get(mode.name)!;
+      for (let round = 0; round < AUTO_ROUNDS; round++) {
+        const release = `${tag}-auto-${round}`;
+        const marks = join(marksDir, `${release}.marks`);
+        const started = Array.from({ length: AUTO_CONTENDERS }, (_, i) =>
+          contender(url, `app-${i}`, release, marks),
+        );
+        await expectOneOwner(db(), release, marks, await Promise.all(started.map((s) => s.done)));
+      }
+    }, 300_000);
+
+    it(`${EXPLICIT_ROUNDS} rounds of 1 leader + 3 followers: one execution each, all exit 0`, async () => {
+      const url = urls.get(mode.name)!;
+      for (let round = 0; round < EXPLICIT_ROUNDS; round++) {
+        const release = `${tag}-explicit-${round}`;
+        const marks = join(marksDir, `${release}.marks`);
+        const started = [
+          contender(url, "s-app", release, marks, [], { RUN_MIGRATIONS: "true" }),
+          ...["s-admin", "worker", "cron"].map((app) =>
+            contender(url, app, release, marks, [], { RUN_MIGRATIONS: "false" }),
+          ),
+        ];
+        await expectOneOwner(db(), release, marks, await Promise.all(started.map((s) => s.done)));
+      }
+    }, 300_000);
+
+    it("a leader SIGKILLed mid-command is followed by a round that completes normally", async () => {
+      const url = urls.get(mode.name)!;
+      const killed = `${tag}-killed`;
+      const marks = join(marksDir, `${killed}.marks`);
+      const leader = startCli(
+        [
+          "run",
+          "--release-id",
+          killed,
+          "--kill-grace",
+          "1s",
+          "--",
+          "sh",
+          "-c",
+          'echo ran >> "$MARKS"; sleep 1',
+        ],
+        { env: { DATABASE_URL: url, RELEASE_APP_NAME: "doomed", MARKS: marks } },
+      );
+      const deadline = Date.now() + 30_000;
+      while ((await attemptsOf(db(), killed).catch(() => [])).every((a) => a.status !== "running")) {
+        if (Date.now() > deadline) throw new Error("the leader never recorded a running attempt");
+        await sleep(20);
+      }
+      leader.process.kill("SIGKILL");
+      await leader.done;
+
+      const release = `${tag}-after-kill`;
+      const next = join(marksDir, `${release}.marks`);
+      const started = Array.from({ length: 4 }, (_, i) => contender(url, `next-${i}`, release, next));
+      const runs = await Promise.all(started.map((s) => s.done));
+      await expectOneOwner(db(), release, next, runs);
+      // The killed attempt was taken over only after its lease, and is recorded as abandoned.
+      expect((await attemptsOf(db(), killed)).map((a) => a.status)).toEqual(["abandoned"]);
+      expect(runs.some((r) => /taking over: attempt #\d+ by doomed/.test(r.stderr))).toBe(true);
+      // Nothing leaked: no advisory lock is left on any backend.
+      const locks = await db().query(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-      ),
-    ).toEqual([]);
-    expect(run.stdout + run.stderr).not.toContain(password);
+      );
+      expect(locks).toEqual([]);
+    }, 120_000);
   });
 
-  it("doctor finds the transaction-mode pooler at run time (the URL looks direct) and exits 78", async () => {
-    const run = await runCli(["doctor", "--release-id", "pool-2"], { env: { DATABASE_URL: transactionUrl } });
-    expect(run.exitCode).toBe(78);
-    expect(run.stdout).toMatch(/^FAIL {2}pooler: The advisory lock did not stay with this session/m);
+  it("a pooled URL is not refused: run exits 0 and doctor passes, naming the lease as what decides", async () => {
+    const url = urls.get("transaction mode, pool size 4")!;
+    const run = await runCli(["run", "--release-id", "pool-plain", "--", "true"], {
+      env: { DATABASE_URL: url, RELEASE_APP_NAME: "s-app" },
+    });
+    expect(run.exitCode, run.stderr).toBe(0);
+    const doctor = await runCli(["doctor", "--release-id", "pool-plain"], { env: { DATABASE_URL: url } });
+    expect(doctor.exitCode, doctor.stdout).toBe(0);
+    expect(doctor.stdout).toMatch(/^PASS {2}session: The connection goes through a pooler, proxy or NAT/m);
+    const direct = await runCli(["doctor", "--release-id", "pool-plain"], {
+      env: { DATABASE_URL: db().url },
+    });
+    expect(direct.stdout).toMatch(/^PASS {2}session: The connection is a session of its own/m);
   });
 
-  it("with RELEASE_DATABASE_URL direct, the lock is safe and the command keeps the pooled DATABASE_URL", async () => {
-    const port = new URL(transactionUrl).port;
+  it("with RELEASE_DATABASE_URL direct, the command keeps the pooled DATABASE_URL", async () => {
+    const pooled = urls.get("transaction mode, pool size 4")!;
+    const port = new URL(pooled).port;
     const run = await runCli(
       [
         "run",
         "--release-id",
-        "pool-3",
+        "pool-split",
         "--",
         "sh",
         "-c",
@@ -129,17 +202,10 @@ describe("poolers", () => {
         process.execPath,
         BUMP,
       ],
-      { env: { DATABASE_URL: transactionUrl, RELEASE_DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app" } },
+      { env: { DATABASE_URL: pooled, RELEASE_DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app" } },
     );
     expect(run.exitCode, run.stderr).toBe(0);
     expect(run.stdout).toContain("pooled\n");
     expect(await db().query("SELECT app FROM counter")).toEqual([{ app: "s-app" }]);
-  });
-
-  it("accepts PgBouncer in session mode, where a session keeps its lock", async () => {
-    const run = await runCli(["run", "--release-id", "pool-4", "--", "true"], {
-      env: { DATABASE_URL: sessionUrl },
-    });
-    expect(run.exitCode, run.stderr).toBe(0);
   });
 });

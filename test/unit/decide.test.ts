@@ -1,22 +1,33 @@
-// The decision, exhaustively: every role x follower mode x versioned x lock state x ledger state x timeout.
+// The decisions, exhaustively: every role x follower mode x versioned x ledger state x owner state x
+// timeout x orphan policy; the takeover rule over every lease state; the waiting strategy.
 
 import { describe, expect, it } from "vitest";
 import {
   ATTEMPT_STATUSES,
   decide,
+  planWait,
+  POLL_POOLED_MAX_MS,
+  takeover,
   type AttemptStatus,
   type AttemptView,
-  type LockState,
+  type LeaseView,
   type Situation,
 } from "../../src/decide.js";
 import { FOLLOWER_MODES, ROLES } from "../../src/options.js";
 
-const LOCKS: LockState[] = ["held", "busy", "free", "not-tried"];
+const LEASES: Record<string, LeaseView> = {
+  alive: { leftMs: 5000, sessionGone: false, orphans: [] },
+  pooled: { leftMs: 5000, sessionGone: undefined, orphans: [] },
+  "session gone": { leftMs: 5000, sessionGone: true, orphans: [] },
+  expired: { leftMs: -10, sessionGone: undefined, orphans: [] },
+  "expired, orphans": { leftMs: 0, sessionGone: true, orphans: [4242] },
+};
 
-function attempt(id: number, status: AttemptStatus): AttemptView {
+function attempt(id: number, status: AttemptStatus, lease?: LeaseView): AttemptView {
   return {
     id,
     status,
+    releaseId: "3f2c1a9",
     app: "s-app",
     pid: 4211,
     host: "web.1",
@@ -24,25 +35,42 @@ function attempt(id: number, status: AttemptStatus): AttemptView {
     startedAt: new Date("2026-11-21T12:01:07Z"),
     finishedAt: status === "running" ? null : new Date("2026-11-21T12:01:41Z"),
     exitCode: status === "succeeded" ? 0 : status === "failed" ? 3 : null,
+    ...(status === "running" ? { lease: lease ?? LEASES.alive } : {}),
   };
 }
 
-/** Every situation: latest is none, or one attempt of each status either seen finished at start or not. */
+/** Every ledger state: no attempt; each finished status seen at start or not; running in each lease state. */
 function* situations(): Generator<Situation> {
   const latests: { latest: AttemptView | undefined; finishedBeforeStart: number | undefined }[] = [
     { latest: undefined, finishedBeforeStart: undefined },
   ];
   for (const status of ATTEMPT_STATUSES) {
+    if (status === "running") {
+      for (const lease of Object.values(LEASES))
+        latests.push({ latest: attempt(7, status, lease), finishedBeforeStart: undefined });
+      continue;
+    }
     latests.push({ latest: attempt(7, status), finishedBeforeStart: undefined });
-    if (status !== "running") latests.push({ latest: attempt(7, status), finishedBeforeStart: 7 });
+    latests.push({ latest: attempt(7, status), finishedBeforeStart: 7 });
   }
+  const holders = [undefined, ...Object.values(LEASES).map((lease) => attempt(9, "running", lease))];
   for (const role of ROLES)
     for (const followerMode of FOLLOWER_MODES)
       for (const versioned of [true, false])
-        for (const lock of LOCKS)
-          for (const { latest, finishedBeforeStart } of latests)
+        for (const { latest, finishedBeforeStart } of latests)
+          for (const holder of holders)
             for (const timedOut of [false, true])
-              yield { role, followerMode, versioned, lock, latest, finishedBeforeStart, timedOut };
+              for (const orphanPolicy of ["wait", "terminate"] as const)
+                yield {
+                  role,
+                  followerMode,
+                  versioned,
+                  latest,
+                  holder,
+                  finishedBeforeStart,
+                  timedOut,
+                  orphanPolicy,
+                };
 }
 
 const all = [...situations()];
@@ -51,45 +79,64 @@ const waitedOn = (s: Situation) =>
   s.latest !== undefined &&
   s.latest.status !== "running" &&
   s.latest.id !== s.finishedBeforeStart;
+const skipping = (s: Situation) => s.role === "follower" && s.followerMode === "skip";
 
 describe("decide", () => {
   it("covers the whole space", () => {
-    // 3 roles x 2 modes x 2 versioned x 4 locks x (1 + 1 + 5 x 2) ledger states x 2 timeouts
-    expect(all.length).toBe(3 * 2 * 2 * 4 * 12 * 2);
+    // 3 roles x 2 modes x 2 versioned x (1 + 6 x 2 + 5 running) ledger states x 6 owners x 2 timeouts x 2 policies
+    expect(all.length).toBe(3 * 2 * 2 * 18 * 6 * 2 * 2);
   });
 
   it("a follower in skip mode always skips, whatever the ledger says", () => {
-    for (const s of all.filter((s) => s.role === "follower" && s.followerMode === "skip")) {
-      expect(decide(s)).toEqual({ action: "skip" });
-    }
+    for (const s of all.filter(skipping)) expect(decide(s)).toEqual({ action: "skip" });
   });
 
-  it("a follower never runs the command and never takes the lock", () => {
+  it("a follower never claims, takes over or ends sessions", () => {
     for (const s of all.filter((s) => s.role === "follower")) {
-      expect(["run", "take-lock"]).not.toContain(decide(s).action);
+      expect(["claim", "abandon", "end-orphans"]).not.toContain(decide(s).action);
     }
   });
 
-  it("runs only while holding the lock, and only as leader or auto", () => {
+  it("claims only when no attempt owns the lock, never after a success, and only as leader or auto", () => {
     for (const s of all) {
-      const d = decide(s);
-      if (d.action === "run") {
-        expect(s.lock).toBe("held");
-        expect(s.role).not.toBe("follower");
-      }
+      if (decide(s).action !== "claim") continue;
+      expect(s.holder).toBeUndefined();
+      expect(s.role).not.toBe("follower");
+      if (s.versioned) expect(s.latest?.status).not.toBe("succeeded");
     }
   });
 
   it("a release that already succeeded is done for every role, without running", () => {
-    for (const s of all.filter(
-      (s) =>
-        s.versioned &&
-        s.latest?.status === "succeeded" &&
-        !(s.role === "follower" && s.followerMode === "skip"),
-    )) {
+    for (const s of all.filter((s) => s.versioned && s.latest?.status === "succeeded" && !skipping(s))) {
       const d = decide(s);
       expect(d.action).toBe("done");
       if (d.action === "done") expect(d.reason).toBe(waitedOn(s) ? "leader-succeeded" : "already-succeeded");
+    }
+  });
+
+  it("never takes over before the owner's lease has expired by the database clock, nor while its command is connected", () => {
+    for (const s of all) {
+      const d = decide(s);
+      if (d.action === "abandon") {
+        expect(d.attempt.lease?.leftMs).toBeLessThanOrEqual(0);
+        expect(d.attempt.lease?.orphans).toEqual([]);
+      }
+      if (d.action === "end-orphans") {
+        expect(s.orphanPolicy).toBe("terminate");
+        expect(d.attempt.lease?.leftMs).toBeLessThanOrEqual(0);
+      }
+    }
+    // A lost session alone (lease left) makes leader and auto wait for the lease, not take over.
+    for (const s of all.filter(
+      (s) =>
+        s.role !== "follower" &&
+        s.holder?.lease?.sessionGone === true &&
+        s.holder.lease.leftMs > 0 &&
+        !s.timedOut,
+    )) {
+      if (s.versioned && s.latest?.status === "succeeded") continue;
+      if (waitedOn(s) && s.latest?.status === "failed" && s.role === "auto") continue;
+      expect(decide(s)).toMatchObject({ action: "wait", until: "lease" });
     }
   });
 
@@ -100,7 +147,7 @@ describe("decide", () => {
       const d = decide(s);
       if (s.role === "leader") {
         expect(d.action).not.toBe("fail");
-        if (s.lock === "held") expect(d.action).toBe("run");
+        if (s.holder === undefined) expect(d.action).toBe("claim");
       } else {
         expect(d).toMatchObject({ action: "fail", reason: "failed" });
       }
@@ -113,7 +160,7 @@ describe("decide", () => {
     )) {
       const d = decide(s);
       expect(d.action).not.toBe("fail");
-      if (s.lock === "held") expect(d.action).toBe("run");
+      if (s.holder === undefined) expect(d.action).toBe("claim");
     }
     // A waiting follower keeps waiting for a new attempt instead of reporting the old failure.
     for (const s of all.filter(
@@ -137,39 +184,36 @@ describe("decide", () => {
     )) {
       const d = decide(s);
       if (s.role === "follower") expect(d).toMatchObject({ action: "fail", reason: "stopped" });
-      else
-        expect(d.action).toBe(
-          s.lock === "held" ? "run" : s.timedOut ? "timeout" : s.lock === "busy" ? "wait" : "take-lock",
-        );
+      else if (s.holder === undefined) expect(d.action).toBe("claim");
+      else expect(d.action).not.toBe("fail");
     }
   });
 
-  it("a follower that sees a running attempt while nobody holds the lock reports it abandoned", () => {
+  it("a follower reports a running attempt whose owner is gone as abandoned, and waits on a live one", () => {
     for (const s of all.filter(
       (s) =>
         s.role === "follower" && s.followerMode === "wait" && s.versioned && s.latest?.status === "running",
     )) {
+      const lease = s.latest?.lease;
+      const gone = lease !== undefined && (lease.leftMs <= 0 || lease.sessionGone === true);
       const d = decide(s);
-      if (s.lock === "free") expect(d).toMatchObject({ action: "fail", reason: "abandoned" });
+      if (gone) expect(d).toMatchObject({ action: "fail", reason: "abandoned" });
       else expect(d).toMatchObject({ action: s.timedOut ? "timeout" : "wait", on: s.latest });
     }
   });
 
-  it("unversioned runs ignore the ledger: leader and auto run in turn, each when it holds the lock", () => {
+  it("unversioned runs ignore the ledger's outcomes: leader and auto take turns on the lock", () => {
     for (const s of all.filter((s) => !s.versioned && s.role !== "follower")) {
       const d = decide(s);
-      const expected =
-        s.lock === "held" ? "run" : s.timedOut ? "timeout" : s.lock === "busy" ? "wait" : "take-lock";
-      expect(d.action).toBe(expected);
+      if (s.holder === undefined) expect(d.action).toBe("claim");
+      else expect(["wait", "timeout", "abandon", "end-orphans"]).toContain(d.action);
     }
   });
 
-  it("a timed-out process that has no outcome and no lock times out (75)", () => {
-    for (const s of all.filter(
-      (s) => s.timedOut && s.lock !== "held" && !(s.role === "follower" && s.followerMode === "skip"),
-    )) {
+  it("a timed-out leader or auto process with an owner in the way times out (75)", () => {
+    for (const s of all.filter((s) => s.timedOut && s.role !== "follower" && s.holder !== undefined)) {
       const d = decide(s);
-      if (d.action !== "done" && d.action !== "fail") expect(d.action).toBe("timeout");
+      if (d.action !== "done" && d.action !== "fail") expect(d).toEqual({ action: "timeout", on: s.holder });
     }
   });
 
@@ -178,28 +222,90 @@ describe("decide", () => {
       role: "auto",
       followerMode: "wait",
       versioned: true,
-      lock: "not-tried",
       latest: undefined,
+      holder: undefined,
       finishedBeforeStart: undefined,
       timedOut: false,
+      orphanPolicy: "wait",
     };
-    expect(decide(base)).toEqual({ action: "take-lock" });
-    expect(decide({ ...base, lock: "held" })).toEqual({ action: "run", takeOver: undefined });
-    expect(decide({ ...base, lock: "busy", latest: attempt(1, "running") })).toEqual({
+    const running = attempt(1, "running");
+    expect(decide(base)).toEqual({ action: "claim" });
+    expect(decide({ ...base, latest: running, holder: running })).toEqual({
       action: "wait",
-      on: attempt(1, "running"),
+      on: running,
+      until: "outcome",
     });
-    expect(decide({ ...base, lock: "held", latest: attempt(1, "running") })).toEqual({
-      action: "run",
-      takeOver: attempt(1, "running"),
+    const expired = attempt(1, "running", LEASES.expired);
+    expect(decide({ ...base, latest: expired, holder: expired })).toEqual({
+      action: "abandon",
+      attempt: expired,
     });
-    expect(decide({ ...base, role: "follower", lock: "busy", latest: undefined })).toEqual({
+    expect(decide({ ...base, role: "follower", latest: undefined })).toEqual({
       action: "wait",
       on: undefined,
+      until: "outcome",
     });
-    expect(decide({ ...base, role: "leader", lock: "busy", timedOut: true })).toEqual({
+    expect(decide({ ...base, role: "leader", holder: running, timedOut: true })).toEqual({
       action: "timeout",
-      on: undefined,
+      on: running,
     });
+  });
+});
+
+describe("takeover", () => {
+  it("waits out the lease, then the command's sessions (or ends them on request), then abandons", () => {
+    for (const [name, lease] of Object.entries(LEASES)) {
+      for (const policy of ["wait", "terminate"] as const) {
+        const step = takeover(attempt(3, "running", lease), policy);
+        if (lease.leftMs > 0) expect(step, name).toEqual({ step: "wait-lease", leftMs: lease.leftMs });
+        else if (lease.orphans.length > 0)
+          expect(step, name).toEqual({
+            step: policy === "terminate" ? "end-orphans" : "wait-orphans",
+            pids: lease.orphans,
+          });
+        else expect(step, name).toEqual({ step: "abandon" });
+      }
+    }
+  });
+});
+
+describe("planWait", () => {
+  it("listens only on a proven session of its own, and gives a crowded server its connection back", () => {
+    for (const sessionProven of [true, false])
+      for (const crowded of [true, false]) {
+        const plan = planWait({ sessionProven, crowded, round: 3, leaseLeftMs: undefined, leftMs: 60_000 });
+        expect(plan.listen).toBe(sessionProven && !crowded);
+        expect(plan.holdConnection).toBe(!crowded);
+      }
+  });
+
+  it("through a pooler polls at least every 500 ms, so an outcome is seen within a second", () => {
+    for (let round = 0; round < 50; round++) {
+      const plan = planWait({
+        sessionProven: false,
+        crowded: false,
+        round,
+        leaseLeftMs: undefined,
+        leftMs: 60_000,
+      });
+      expect(plan.sleepMs).toBeLessThanOrEqual(POLL_POOLED_MAX_MS);
+      expect(plan.sleepMs).toBeGreaterThan(0);
+    }
+  });
+
+  it("never sleeps past the timeout, and wakes when an owner's lease ends", () => {
+    for (let round = 0; round < 30; round++) {
+      for (const leftMs of [0, 5, 800, 60_000]) {
+        const plan = planWait({
+          sessionProven: true,
+          crowded: round % 2 === 0,
+          round,
+          leaseLeftMs: 40,
+          leftMs,
+        });
+        expect(plan.sleepMs).toBeLessThanOrEqual(Math.min(leftMs, 60));
+        expect(plan.sleepMs).toBeGreaterThanOrEqual(0);
+      }
+    }
   });
 });
