@@ -4,7 +4,7 @@ import globals from "globals";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "coverage/", ".release-orchestrator/", "**/*.cjs"] },
+  { ignores: ["dist/", "demo/dist/", "node_modules/", "coverage/", ".release-orchestrator/", "**/*.cjs"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

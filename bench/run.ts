@@ -25,7 +25,7 @@ const CONTENDER_MB = 40;
 const MAX_ALIVE = Number(process.env.BENCH_MAX_ALIVE ?? 200);
 /** BENCH_ONLY=1,4 runs only those items, BENCH_QUICK=1 a smaller plan (to work on the bench itself);
  * either way RESULTS.md is left alone. */
-const ALL_ITEMS = ["1", "2", "3", "4", "5", "6", "7"];
+const ALL_ITEMS = ["1", "2", "3", "4", "5", "6", "7", "8"];
 const ONLY = new Set(process.env.BENCH_ONLY?.split(",").map((s) => s.trim()) ?? ALL_ITEMS);
 
 const PLAN = QUICK
@@ -119,7 +119,7 @@ function pooledWakeRow(r: WakeResult): Row {
   const ok = r.failures.length === 0;
   const p99 = percentile(r.decided, 99);
   return {
-    item: "7",
+    item: "8",
     measurement: `Follower wake through PgBouncer (transaction mode, pool size 4; followers poll), commit → decided (p50 / p99, n=${r.decided.length}: ${r.rounds} rounds of 1 leader + ${r.followersPerRound} followers)`,
     result: `${ms(median(r.decided))} / ${ms(p99)} (max ${ms(max(r.decided))}); exited ${ms(median(r.exited))} / ${ms(percentile(r.exited, 99))}${ok ? "" : `; ${r.failures.length} failures`}`,
     target: "p99 ≤ 1 s",
@@ -140,6 +140,45 @@ function overheadRow(r: OverheadResult): Row[] {
       result: `${ms(run)} vs ${ms(bare)}: +${ms(over)} (${ratio(run / bare)}); floor \`node -e 0\` ${ms(node)} (run = ${ratio(run / node)} of it); \`--version\` (load only) ${ms(version)}${r.failures.length > 0 ? `; ${r.failures.length} failures` : ""}`,
       target: "≤ 100 ms over bare `true`",
       met: r.failures.length === 0 && over <= 100 ? "yes" : "no",
+    },
+  ];
+}
+
+function binaryRows(r: OverheadResult): Row[] {
+  const b = r.binary;
+  if (b === undefined) {
+    return [
+      {
+        item: "7",
+        measurement: "Standalone binary",
+        result: "not measured: no dist/bin/release-orchestrator (npm run build:binary)",
+        target: "",
+        met: "—",
+      },
+    ];
+  }
+  const bare = median(r.trueMs);
+  return [
+    {
+      item: "7",
+      measurement: `Standalone binary (dist/bin/release-orchestrator, ${(b.bytes / 2 ** 20).toFixed(1)} MB): start-up, \`--version\` (medians of ${r.rounds} rounds interleaved with item 2)`,
+      result: `binary ${ms(median(b.versionMs))} vs \`node dist/cli.js\` ${ms(median(r.versionMs))}; floor \`node -e 0\` ${ms(median(r.nodeMs))}`,
+      target: "",
+      met: "—",
+    },
+    {
+      item: "7",
+      measurement: "Standalone binary: leader overhead, `run -- true` vs bare `true` (medians, spawn → exit)",
+      result: `binary ${ms(median(b.runMs))} (+${ms(median(b.runMs) - bare)}) vs \`node dist/cli.js\` ${ms(median(r.runMs))} (+${ms(median(r.runMs) - bare)}); bare \`true\` ${ms(bare)}`,
+      target: "",
+      met: "—",
+    },
+    {
+      item: "7",
+      measurement: `Standalone binary: peak RSS of a \`run -- true\` leader (maxRSS reported by --verbose), median (max) of ${b.binaryRssMb.length}`,
+      result: `binary ${median(b.binaryRssMb)} MB (${max(b.binaryRssMb)}) vs \`node dist/cli.js\` ${median(b.nodeRssMb)} MB (${max(b.nodeRssMb)})`,
+      target: "",
+      met: "—",
     },
   ];
 }
@@ -239,7 +278,8 @@ function methodNotes(plan: typeof PLAN, cap: number): string[] {
     `2: each round runs the four commands one at a time in a random order; ${plan.overhead.warmup} warm-up rounds are not counted. \`run -- true\` is a leader with a new release id each time (connect, lock, ledger, run, record, exit).`,
     `3: a release succeeded first; then ${plan.done.runs} late contenders (role auto) run one at a time, each followed by \`node -e 0\` (1 warm-up not counted). "Decided" is when its "already succeeded ... nothing to do" line reached the bench. One more run goes through a TCP proxy that reads the client's side of the wire protocol: one round trip per simple Query or per extended-protocol batch ending in Sync; the decision is taken on the answer to the first statement that reads the ledger's attempts.`,
     `4: a server with max_connections=50 (47 for the non-superuser role). The N contenders (role auto, one release id) start at most 4 at a time and at most ${cap} alive at once: each is a Node process (~35 MB private memory, ~0.15 s CPU to start), and the waiters of a crowded server poll by reconnecting, which also costs CPU, so beyond ~${MAX_ALIVE} live contenders the ramp on 2 cores outgrows the 5-minute budget (BENCH_MAX_ALIVE raises it; the cap never exceeds half the free memory). The winner's command appends a line to a file (executions) and waits on a gate, opened when every live contender is waiting or retrying a refused connection (or after 60 s: "gate forced open"). Contenders beyond the cap start as slots free up, after the outcome, and take the already-done path; "the K racing" are those alive at the finish. Peak connections: the role's sessions in pg_stat_activity, sampled every 20 ms. "Finish" is the attempt's finished_at.`,
-    `7: as 1 and 4, but every process under test gets DATABASE_URL through PgBouncer 1.18 in transaction mode with default_pool_size = 4 (the setup that made 0.1.0 run one migration up to 4 times): no session is proven, so the lease alone decides and followers poll the ledger (every 100 ms, backing off to 500 ms) instead of waiting for NOTIFY; ${plan.pooledWake.rounds} wake rounds, and ${plan.pooledN} contenders in one round.`,
+    "7: with a standalone binary built (npm run build:binary; a snapshot of it is measured), its `--version` and `run -- true` join every round of item 2, in the same random order; then 5 leaders of each build run `run -- true --verbose` one after the other for their maxRSS. The binary is Node's single executable application: the same V8 and the same bundle (as one CommonJS script, with V8's code cache), so the figures differ by how the script is loaded.",
+    `8: as 1 and 4, but every process under test gets DATABASE_URL through PgBouncer 1.18 in transaction mode with default_pool_size = 4 (the setup that made 0.1.0 run one migration up to 4 times): no session is proven, so the lease alone decides and followers poll the ledger (every 100 ms, backing off to 500 ms) instead of waiting for NOTIFY; ${plan.pooledWake.rounds} wake rounds, and ${plan.pooledN} contenders in one round.`,
     "5: the maxRSS each process reports at its end with --verbose (leader and followers of item 1; the leader's command is a separate process and not included).",
     `6: ${plan.pairReps} repetitions in a rotating order, each on a fresh database; both apps are spawned back to back; wall time is from the first spawn to the last exit. Every variant runs node-pg-migrate 9.0.0 (bench/peers; the first version with --advisory-lock-mode, which needs Node ≥ 20.11) on the same 2 s migration (bench/fixtures/pair-migrations), which inserts a row per execution. (b) blocks inside pg_advisory_lock, which MISSION.md rules out for the orchestrator (a blocked waiter deadlocks a leader running CREATE INDEX CONCURRENTLY); (c) only works when both apps run on one host.`,
   ];
@@ -262,16 +302,18 @@ async function main(): Promise<number> {
       ? await attempt("1 follower wake latency", rows, () => measureWake(ctx, PLAN.wake))
       : undefined;
   if (wake !== undefined) rows.push(...wakeRows(wake));
-  const overhead = ONLY.has("2")
-    ? await attempt("2 leader overhead", rows, () => measureOverhead(ctx, PLAN.overhead))
-    : undefined;
-  if (overhead !== undefined) rows.push(...overheadRow(overhead));
+  const overhead =
+    ONLY.has("2") || ONLY.has("7")
+      ? await attempt("2 leader overhead", rows, () => measureOverhead(ctx, PLAN.overhead))
+      : undefined;
+  if (overhead !== undefined && ONLY.has("2")) rows.push(...overheadRow(overhead));
+  if (overhead !== undefined && ONLY.has("7")) rows.push(...binaryRows(overhead));
   const done = ONLY.has("3")
     ? await attempt("3 already-done fast path", rows, () => measureAlreadyDone(ctx, PLAN.done))
     : undefined;
   if (done !== undefined) rows.push(...alreadyDoneRows(done));
-  const pooledWake = ONLY.has("7")
-    ? await attempt("7 follower wake through PgBouncer", rows, () =>
+  const pooledWake = ONLY.has("8")
+    ? await attempt("8 follower wake through PgBouncer", rows, () =>
         measureWake(ctx, { ...PLAN.pooledWake, pooled: true }),
       )
     : undefined;
@@ -300,10 +342,10 @@ async function main(): Promise<number> {
     await crowded.stop();
     servers.splice(servers.indexOf(crowded), 1);
   }
-  if (ONLY.has("7")) {
+  if (ONLY.has("8")) {
     const pooledServer = await startBenchServer(50);
     servers.push(pooledServer);
-    const r = await attempt(`7 contention N=${PLAN.pooledN} through PgBouncer`, contentionRows, () =>
+    const r = await attempt(`8 contention N=${PLAN.pooledN} through PgBouncer`, contentionRows, () =>
       measureContention({ ...ctx, server: pooledServer }, pooledServer, {
         n: PLAN.pooledN,
         cap,
@@ -315,7 +357,7 @@ async function main(): Promise<number> {
     if (r !== undefined)
       contentionRows.push({
         ...contentionRow(r, pooledServer.maxConnections),
-        item: "7",
+        item: "8",
         measurement: `Contention through PgBouncer (transaction mode, pool size 4), N=${r.n}, max_connections=${pooledServer.maxConnections}`,
       });
     await pooledServer.stop();

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // The command line: yargs reads argv and calls the library; one catch at the top maps errors to exit codes.
 
-import { readFileSync } from "node:fs";
 import type { Argv } from "yargs";
 import { loadConfig, passwordOf, type Config, type Environment } from "./config.js";
 import { ReleaseError, UsageError } from "./errors.js";
@@ -11,9 +10,9 @@ import { createReporter, type Reporter } from "./reporter.js";
 import { joinNegativeValues, parseRunFast } from "./run-args.js";
 import { isDistinctive } from "./secrets.js";
 
-const VERSION = (
-  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
-).version;
+/** The package's version, written in by the bundler (scripts/bundle.mjs): the binary has no package.json. */
+declare const RELEASE_ORCHESTRATOR_VERSION: string;
+const VERSION = RELEASE_ORCHESTRATOR_VERSION;
 
 const EXIT_CODES_HELP = `Exit codes:
   0        ran and succeeded; already done; waited and the leader succeeded; or skipped
@@ -352,5 +351,7 @@ function reportError(error: unknown, reporter: Reporter): number {
   return ExitCode.internal;
 }
 
-const code = await main(process.argv.slice(2));
-process.exitCode = code;
+// No top-level await: the standalone binary runs this file as one CommonJS script.
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -13,14 +13,19 @@ export interface BenchContext {
   log(line: string): void;
 }
 
-/** Starts `node <snapshot of dist/cli.js> <args>` against `db`, as the application role. */
+/**
+ * Starts `node <snapshot of dist/cli.js> <args>` (or, with `binary`, the snapshot of the standalone
+ * binary) against `db`, as the application role.
+ */
 export function startCli(
   ctx: BenchContext,
   db: BenchDatabase,
   args: readonly string[],
   env: Record<string, string> = {},
+  binary?: string,
 ): Proc {
-  return startProcess(process.execPath, [ctx.ws.cli, ...args], {
+  const [file, leading] = binary === undefined ? [process.execPath, [ctx.ws.cli]] : [binary, []];
+  return startProcess(file, [...leading, ...args], {
     cwd: path.join(ctx.ws.dir, "work"),
     env: cleanEnv({ DATABASE_URL: db.appUrl, ...env }),
   });

@@ -50,6 +50,8 @@ export interface Workspace {
   dir: string;
   /** The snapshot of dist/cli.js (in a copy of dist/) every orchestrator process runs. */
   cli: string;
+  /** The snapshot of the standalone binary (npm run build:binary), when one was built. */
+  binary?: string;
 }
 
 /**
@@ -64,7 +66,8 @@ export function makeWorkspace(): Workspace {
   copyFileSync(path.join(REPO, "package.json"), path.join(dir, "package.json"));
   // Should a later bundle leave a package external, it resolves as it would in the repository.
   symlinkSync(path.join(REPO, "node_modules"), path.join(dir, "node_modules"), "dir");
-  return { dir, cli: path.join(dir, "dist", "cli.js") };
+  const binary = path.join(dir, "dist", "bin", "release-orchestrator");
+  return { dir, cli: path.join(dir, "dist", "cli.js"), ...(existsSync(binary) ? { binary } : {}) };
 }
 
 /**

@@ -1,4 +1,4 @@
-// `npm run demo` (dist/platform/demo.js, which the npm script runs after building): a simulated
+// `npm run demo` (demo/dist/demo.js, which the npm script runs after building): a simulated
 // pipeline promotion whose timeline shows exactly one leader, and whose exit code says so.
 
 import { join } from "node:path";
@@ -6,7 +6,7 @@ import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { ROOT, cleanEnv } from "../support/cli.js";
 
-const DEMO = join(ROOT, "dist/platform/demo.js");
+const DEMO = join(ROOT, "demo/dist/demo.js");
 
 async function demo(args: string[] = []) {
   const result = await execa(process.execPath, [DEMO, ...args], {

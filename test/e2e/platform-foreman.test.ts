@@ -8,7 +8,7 @@ import { delimiter, join } from "node:path";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
-import { stampReleaseId } from "../../src/platform/stamp-release-id.js";
+import { stampReleaseId } from "../../demo/stamp-release-id.js";
 import { ROOT, cleanEnv, scratchDir } from "../support/cli.js";
 import { MIGRATIONS, appEnv, readLedger, readMigrated } from "./platform-support.js";
 

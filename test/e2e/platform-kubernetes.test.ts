@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { useTestDatabase } from "../harness/database.js";
-import { stampReleaseId } from "../../src/platform/stamp-release-id.js";
+import { stampReleaseId } from "../../demo/stamp-release-id.js";
 import { ROOT, scratchDir, startCli, type StartedCli } from "../support/cli.js";
 import { MIGRATIONS, appEnv, readLedger, readMigrated, waitForStderr } from "./platform-support.js";
 

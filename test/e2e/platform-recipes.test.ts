@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
-import { CLI, ROOT, cleanEnv, scratchDir } from "../support/cli.js";
+import { ROOT, cleanEnv, cliCommand, pathWithoutNode, scratchDir } from "../support/cli.js";
 import { appEnv } from "./platform-support.js";
 
 const readme = readFileSync(join(ROOT, "README.md"), "utf8");
@@ -17,7 +17,7 @@ function recipes(): Map<string, string> {
   const section = readme.slice(readme.indexOf("## Recipes"), readme.indexOf("<!-- platform:end -->"));
   const table = new Map<string, string>();
   for (const line of section.split("\n")) {
-    const match = /^\| ([^|]+?) \| `(npx release-orchestrator run .+?)` \|/.exec(line);
+    const match = /^\| ([^|]+?) \| `((?:npx )?release-orchestrator run .+?)` \|/.exec(line);
     if (match?.[1] !== undefined && match[2] !== undefined) table.set(match[1], match[2]);
   }
   return table;
@@ -30,13 +30,24 @@ function shellWords(command: string): string[] {
   return words;
 }
 
-/** Runs a recipe the way its Procfile line would run, with `npx release-orchestrator` being this checkout's CLI. */
+/**
+ * Runs a recipe the way its Procfile line would run: `npx release-orchestrator` is this checkout's
+ * Node CLI, a bare `release-orchestrator` its standalone binary, on a PATH without node.
+ */
 function runRecipe(command: string, cwd: string, env: Record<string, string | undefined>, app: string) {
   const words = shellWords(command);
-  expect(words.slice(0, 3)).toEqual(["npx", "release-orchestrator", "run"]);
-  return execa(process.execPath, [CLI, ...words.slice(2)], {
+  const npx = words[0] === "npx";
+  const args = words.slice(npx ? 2 : 1);
+  expect(words.slice(0, npx ? 2 : 1)).toEqual(
+    npx ? ["npx", "release-orchestrator"] : ["release-orchestrator"],
+  );
+  expect(args[0]).toBe("run");
+  const tool = cliCommand(npx ? "node" : "binary");
+  const processEnv = cleanEnv(appEnv({ ...env, RELEASE_APP_NAME: app }));
+  if (!npx) processEnv.PATH = pathWithoutNode();
+  return execa(tool.file, [...tool.args, ...args], {
     cwd,
-    env: cleanEnv(appEnv({ ...env, RELEASE_APP_NAME: app })),
+    env: processEnv,
     extendEnv: false,
     reject: false,
     all: true,

@@ -1,4 +1,4 @@
-// `npm run release` (dist/platform/release.js, which the npm script runs after building): with no
+// `npm run release` (demo/dist/release.js, which the npm script runs after building): with no
 // database configured it starts an embedded PostgreSQL that keeps its data between runs, so the first
 // run says "ran" and the second "already done"; it never prints the password, stops the server when it
 // ends (on SIGINT too, after the orchestrator recorded the interruption), and uses DATABASE_URL when set.
@@ -11,7 +11,7 @@ import { useTestDatabase } from "../harness/database.js";
 import { ROOT, cleanEnv, scratchDir } from "../support/cli.js";
 import { MIGRATIONS, appEnv, readMigrated, waitForStderr } from "./platform-support.js";
 
-const RELEASE = join(ROOT, "dist/platform/release.js");
+const RELEASE = join(ROOT, "demo/dist/release.js");
 
 function release(env: Record<string, string | undefined>, args: string[] = []) {
   return execa(process.execPath, [RELEASE, ...args], {

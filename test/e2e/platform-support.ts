@@ -1,7 +1,8 @@
 // Helpers of the platform tests: this repository's release command run for real (its migrations,
 // from the repository root), and what the ledger and the migrated data say afterwards.
 
-import { readdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ResultPromise } from "execa";
 import type { TestDatabase } from "../harness/database.js";
@@ -93,4 +94,88 @@ export function waitForStderr(child: ResultPromise, pattern: RegExp, timeoutMs =
       () => undefined,
     );
   });
+}
+
+/** A Python that can import Django and psycopg2: Debian's, where a version manager may shadow it. */
+export function findDjangoPython(): string | undefined {
+  for (const candidate of ["/usr/bin/python3", "python3"]) {
+    try {
+      execFileSync(candidate, ["-c", "import django, psycopg2"], { stdio: "ignore" });
+      return candidate;
+    } catch {
+      // try the next one
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A one-app Django project whose second migration is a data migration that takes a moment. Its PATH
+ * is `inheritedPath` (default: this process's) behind the project's own bin directory.
+ */
+export function djangoProject(
+  pythonPath: string,
+  inheritedPath = process.env.PATH ?? "",
+): { dir: string; path: string } {
+  const dir = scratchDir();
+  const bin = join(dir, "bin");
+  mkdirSync(bin);
+  // The recipe says `python`: make it this Python.
+  symlinkSync(
+    pythonPath.startsWith("/")
+      ? pythonPath
+      : execFileSync("sh", ["-c", `command -v ${pythonPath}`], { encoding: "utf8" }).trim(),
+    join(bin, "python"),
+  );
+  writeFileSync(
+    join(dir, "manage.py"),
+    `import os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
+from django.core.management import execute_from_command_line
+execute_from_command_line(sys.argv)
+`,
+  );
+  writeFileSync(
+    join(dir, "settings.py"),
+    `import os, urllib.parse
+_u = urllib.parse.urlparse(os.environ["DATABASE_URL"])
+SECRET_KEY = "test"
+USE_TZ = True
+INSTALLED_APPS = ["shop"]
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": _u.path[1:], "USER": urllib.parse.unquote(_u.username or ""),
+  "PASSWORD": urllib.parse.unquote(_u.password or ""), "HOST": _u.hostname, "PORT": _u.port}}
+`,
+  );
+  mkdirSync(join(dir, "shop", "migrations"), { recursive: true });
+  writeFileSync(join(dir, "shop", "__init__.py"), "");
+  writeFileSync(join(dir, "shop", "migrations", "__init__.py"), "");
+  writeFileSync(
+    join(dir, "shop", "models.py"),
+    `from django.db import models
+class OrderEvent(models.Model):
+    kind = models.TextField()
+`,
+  );
+  writeFileSync(
+    join(dir, "shop", "migrations", "0001_initial.py"),
+    `from django.db import migrations, models
+class Migration(migrations.Migration):
+    initial = True
+    operations = [migrations.CreateModel(name="OrderEvent", fields=[("id", models.AutoField(primary_key=True)), ("kind", models.TextField())])]
+`,
+  );
+  writeFileSync(
+    join(dir, "shop", "migrations", "0002_backfill.py"),
+    `import time
+from django.db import migrations
+def backfill(apps, schema_editor):
+    time.sleep(3)
+    apps.get_model("shop", "OrderEvent").objects.create(kind="backfilled")
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [migrations.RunPython(backfill, migrations.RunPython.noop)]
+`,
+  );
+  return { dir, path: `${bin}:${inheritedPath}` };
 }

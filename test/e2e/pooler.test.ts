@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTestDatabase, type TestDatabase } from "../harness/database.js";
-import { BUMP, runCli, startCli, type CliRun } from "../support/cli.js";
+import { BUMP, runCli, sleep, startCli, type CliRun } from "../support/cli.js";
 import { PGBOUNCER, startBouncer, type Bouncer } from "../support/pgbouncer.js";
 
 const MODES = [
@@ -151,7 +151,7 @@ describe.skipIf(skipWithout)("one owner through any pooler", () => {
       const deadline = Date.now() + 30_000;
       while ((await attemptsOf(db(), killed).catch(() => [])).every((a) => a.status !== "running")) {
         if (Date.now() > deadline) throw new Error("the leader never recorded a running attempt");
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await sleep(20);
       }
       leader.process.kill("SIGKILL");
       await leader.done;

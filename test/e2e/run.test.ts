@@ -5,7 +5,16 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
-import { BUMP, runCli, scratchDir, sleep, startCli, type CliRun } from "../support/cli.js";
+import {
+  BUMP,
+  CLI_KINDS,
+  runCli,
+  scratchDir,
+  sleep,
+  startCli,
+  type CliKind,
+  type CliRun,
+} from "../support/cli.js";
 
 const freshDb = useFreshDatabases("run");
 
@@ -32,8 +41,15 @@ const attempts = (db: TestDatabase) =>
     "SELECT id, status, app, exit_code, finished_at, output_tail FROM release_orchestrator.attempts ORDER BY id",
   );
 
-function contender(db: TestDatabase, app: string, args: string[], env: Record<string, string> = {}) {
+function contender(
+  cli: CliKind,
+  db: TestDatabase,
+  app: string,
+  args: string[],
+  env: Record<string, string> = {},
+) {
   return startCli(["run", ...args, "--", process.execPath, BUMP], {
+    cli,
     env: { DATABASE_URL: db.url, RELEASE_APP_NAME: app, SLEEP_MS: "1500", ...env },
   });
 }
@@ -54,12 +70,15 @@ async function expectFollowersAfterCommit(db: TestDatabase, runs: CliRun[]) {
   return committed;
 }
 
-describe("run: one owner per release", () => {
+// The same races for both builds of the tool: node dist/cli.js, and the standalone binary with no node on PATH.
+describe.each(CLI_KINDS)("run (%s): one owner per release", (cli) => {
   it.each([2, 10])(
     "%i contenders in auto: the body runs once, all exit 0, none exits before the commit",
     async (n) => {
       const db = await freshDb(`auto-${n}`);
-      const started = Array.from({ length: n }, (_, i) => contender(db, `app-${i}`, ["--release-id", "r1"]));
+      const started = Array.from({ length: n }, (_, i) =>
+        contender(cli, db, `app-${i}`, ["--release-id", "r1"]),
+      );
       const runs = await Promise.all(started.map((s) => s.done));
       expect((await counter(db)).length).toBe(1);
       expect(runs.map((r) => r.exitCode)).toEqual(Array(n).fill(0));
@@ -76,10 +95,10 @@ describe("run: one owner per release", () => {
   it("explicit leader and followers: followers started first wait for the leader and exit 0 after its commit", async () => {
     const db = await freshDb("explicit");
     const followers = ["s-admin", "worker", "cron"].map((app) =>
-      contender(db, app, ["--release-id", "r2"], { RUN_MIGRATIONS: "false" }),
+      contender(cli, db, app, ["--release-id", "r2"], { RUN_MIGRATIONS: "false" }),
     );
     await sleep(1000);
-    const leader = contender(db, "s-app", ["--release-id", "r2"], { RUN_MIGRATIONS: "true" });
+    const leader = contender(cli, db, "s-app", ["--release-id", "r2"], { RUN_MIGRATIONS: "true" });
     const runs = await Promise.all([leader, ...followers].map((s) => s.done));
     expect(runs.map((r) => r.exitCode)).toEqual([0, 0, 0, 0]);
     expect((await counter(db)).map((c) => c.app)).toEqual(["s-app"]);
@@ -90,6 +109,7 @@ describe("run: one owner per release", () => {
   it("a follower in skip mode exits 0 at once with a warning, and nothing runs", async () => {
     const db = await freshDb("skip");
     const run = await runCli(["run", "--role", "follower", "--follower-mode", "skip"], {
+      cli,
       env: { DATABASE_URL: db.url, RELEASE_ID: "r3", RELEASE_APP_NAME: "s-admin" },
     });
     expect(run.exitCode).toBe(0);
@@ -102,11 +122,11 @@ describe("run: one owner per release", () => {
   it("the leader's failure: the leader exits with the command's code (3), waiting followers exit 76", async () => {
     const db = await freshDb("fail");
     const followers = ["f1", "f2"].map((app) =>
-      contender(db, app, ["--release-id", "r4", "--role", "follower"]),
+      contender(cli, db, app, ["--release-id", "r4", "--role", "follower"]),
     );
-    const autos = ["a1"].map((app) => contender(db, app, ["--release-id", "r4"], { EXIT_CODE: "3" }));
+    const autos = ["a1"].map((app) => contender(cli, db, app, ["--release-id", "r4"], { EXIT_CODE: "3" }));
     await sleep(800);
-    const leader = contender(db, "lead", ["--release-id", "r4", "--role", "leader"], { EXIT_CODE: "3" });
+    const leader = contender(cli, db, "lead", ["--release-id", "r4", "--role", "leader"], { EXIT_CODE: "3" });
     const runs = await Promise.all([leader, ...autos, ...followers].map((s) => s.done));
     // Whoever took the lock first (the auto or the leader) ran and exited 3. If the auto ran first, the
     // explicit leader runs again after it (a leader runs unless the task succeeded), so it exits 3 too.
@@ -128,6 +148,7 @@ describe("run: one owner per release", () => {
   it("a follower with no leader times out with 75", async () => {
     const db = await freshDb("timeout");
     const run = await runCli(["run", "--role", "follower", "--wait-timeout", "1500ms"], {
+      cli,
       env: { DATABASE_URL: db.url, RELEASE_ID: "r5", RELEASE_APP_NAME: "s-admin" },
     });
     expect(run.exitCode).toBe(75);
@@ -139,10 +160,10 @@ describe("run: one owner per release", () => {
 
   it("a later invocation for a release that succeeded exits 0 without running", async () => {
     const db = await freshDb("later");
-    const first = await contender(db, "s-app", ["--release-id", "r6"], { SLEEP_MS: "0" }).done;
+    const first = await contender(cli, db, "s-app", ["--release-id", "r6"], { SLEEP_MS: "0" }).done;
     expect(first.exitCode).toBe(0);
     for (const role of ["leader", "auto", "follower"]) {
-      const again = await contender(db, "s-admin", ["--release-id", "r6", "--role", role]).done;
+      const again = await contender(cli, db, "s-admin", ["--release-id", "r6", "--role", role]).done;
       expect(again.exitCode).toBe(0);
       expect(again.stderr).toMatch(
         /migrate already succeeded for release r6 \(attempt #1 by s-app\); nothing to do/,
@@ -161,10 +182,10 @@ describe("run: one owner per release", () => {
 
   it("a new invocation after a failed attempt runs the command again", async () => {
     const db = await freshDb("retry");
-    const first = await contender(db, "s-app", ["--release-id", "r7"], { SLEEP_MS: "0", EXIT_CODE: "3" })
+    const first = await contender(cli, db, "s-app", ["--release-id", "r7"], { SLEEP_MS: "0", EXIT_CODE: "3" })
       .done;
     expect(first.exitCode).toBe(3);
-    const retry = await contender(db, "s-app", ["--release-id", "r7"], { SLEEP_MS: "0" }).done;
+    const retry = await contender(cli, db, "s-app", ["--release-id", "r7"], { SLEEP_MS: "0" }).done;
     expect(retry.exitCode).toBe(0);
     expect(retry.stderr).toMatch(/running migrate for release r7 \(attempt #2\)/);
     expect((await counter(db)).length).toBe(2);
@@ -176,6 +197,7 @@ describe("run: one owner per release", () => {
     const cwd = scratchDir();
     const started = ["u1", "u2", "u3"].map((app) =>
       startCli(["run", "--", process.execPath, BUMP], {
+        cli,
         cwd,
         env: { DATABASE_URL: db.url, RELEASE_APP_NAME: app, SLEEP_MS: "700" },
       }),
@@ -192,6 +214,7 @@ describe("run: one owner per release", () => {
 
   it("a waiting follower without a release id is refused with 64 before connecting", async () => {
     const run = await runCli(["run", "--role", "follower"], {
+      cli,
       env: { DATABASE_URL: "postgres://nobody:pw@127.0.0.1:1/none" },
     });
     expect(run.exitCode).toBe(64);
@@ -202,7 +225,7 @@ describe("run: one owner per release", () => {
     const db = await freshDb("output");
     const run = await runCli(
       ["run", "--release-id", "r8", "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 0"],
-      { env: { DATABASE_URL: db.url } },
+      { cli, env: { DATABASE_URL: db.url } },
     );
     expect(run.exitCode).toBe(0);
     expect(run.stdout).toBe("to-stdout\n");
@@ -214,7 +237,7 @@ describe("run: one owner per release", () => {
 
   it("names its sessions in pg_stat_activity and gives the command PGAPPNAME naming the attempt", async () => {
     const db = await freshDb("appname");
-    const leader = contender(db, "s-app", ["--release-id", "r9"], { SLEEP_MS: "2000" });
+    const leader = contender(cli, db, "s-app", ["--release-id", "r9"], { SLEEP_MS: "2000" });
     let names: string[] = [];
     for (let i = 0; i < 40 && !names.some((n) => n.includes("attempt")); i++) {
       await sleep(100);
@@ -254,7 +277,7 @@ const THIS_DB = "database = (SELECT oid FROM pg_database WHERE datname = current
 describe("run: the lock key cannot collide with the tools it wraps", () => {
   it("while the orchestrator holds its lock, Prisma's key and a bigint key with the same bits are still free", async () => {
     const db = await freshDb("keys");
-    const leader = contender(db, "s-app", ["--release-id", "k1"], { SLEEP_MS: "6000" });
+    const leader = contender("node", db, "s-app", ["--release-id", "k1"], { SLEEP_MS: "6000" });
     let held = false;
     for (let i = 0; i < 200 && !held; i++) {
       await sleep(100);

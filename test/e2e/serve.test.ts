@@ -5,11 +5,11 @@
 // refreshes by itself, and its screenshot for the README; without credentials it gets 401.
 
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, useTestDatabase, type TestDatabase } from "../harness/database.js";
+import { freePort } from "../../demo/free-port.js";
 import { startPostgres } from "../harness/postgres.js";
 import { BUMP, ROOT, scratchDir, sleep, startCli, type StartedCli } from "../support/cli.js";
 
@@ -56,17 +56,6 @@ interface ReleasesBody {
   limit: number;
   lock: { name: string; holder: { pid: number } | null };
   releases: Release[];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 function run(

@@ -21,10 +21,11 @@ import {
   statSync,
 } from "node:fs";
 import { chmod, chown, mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { homedir, tmpdir, userInfo } from "node:os";
 import path from "node:path";
 import pg from "pg";
+import { freePort } from "../../demo/free-port.js";
 
 export type ServerKind = "env" | "testcontainers" | "local" | "embedded";
 
@@ -110,23 +111,6 @@ async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: stri
   } finally {
     clearTimeout(timer);
   }
-}
-
-function sleep(durationMs: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, durationMs));
-}
-
-async function getFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error("could not allocate a free port"))));
-    });
-  });
 }
 
 /** Connects until the server accepts the password, or throws. Returns the server version. */
@@ -606,7 +590,7 @@ async function startLocal(maxConnections: number): Promise<{ server: PostgresSer
     const setpriv = setprivWithPdeathsig();
     let lastFailure = "";
     for (let attempt = 1; attempt <= 3; attempt++) {
-      const port = await getFreePort();
+      const port = await freePort();
       const postgresArgs = [
         "-D",
         dataDir,
@@ -740,7 +724,7 @@ async function startEmbedded(maxConnections: number): Promise<{ server: Postgres
   try {
     let lastFailure = "";
     for (let attempt = 1; attempt <= 3; attempt++) {
-      const port = await getFreePort();
+      const port = await freePort();
       await rm(dataDir, { recursive: true, force: true });
       instance = new EmbeddedPostgres({
         databaseDir: dataDir,

@@ -1,14 +1,76 @@
-// Runs the built CLI as a real OS process, with a clean environment, and reports what it did.
+// Runs the built CLI as a real OS process, with a clean environment, and reports what it did: either
+// `node dist/cli.js` or the standalone binary (`npm run build:binary`) with no node on PATH.
 
-import { mkdtempSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { delimiter, join, resolve } from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { inject } from "vitest";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const CLI = join(ROOT, "dist/cli.js");
+export const BINARY = join(ROOT, "dist/bin/release-orchestrator");
 export const BUMP = join(ROOT, "test/fixtures/bump.mjs");
+
+/** How the tool is started: `node dist/cli.js`, or the standalone binary on a PATH without node. */
+export type CliKind = "node" | "binary";
+export const CLI_KINDS: readonly CliKind[] = ["node", "binary"];
+
+/**
+ * The build a test starts when it names none: `node`, or the one in RELEASE_TEST_CLI (`npm run
+ * test:binary` runs the fault and restart races again with `binary`).
+ */
+export function defaultCliKind(): CliKind {
+  const kind = process.env.RELEASE_TEST_CLI ?? "node";
+  if (kind !== "node" && kind !== "binary") throw new Error(`RELEASE_TEST_CLI=${kind}: use node or binary`);
+  return kind;
+}
+
+/** The program and leading arguments that start the tool of this kind. */
+export function cliCommand(kind: CliKind): { file: string; args: string[] } {
+  if (kind === "node") return { file: process.execPath, args: [CLI] };
+  if (!existsSync(BINARY)) {
+    throw new Error(`${BINARY} is missing: build it with npm run build:binary (npm test does).`);
+  }
+  // On musl (Alpine) the binary cannot start at all: say why instead of a confusing "not found".
+  const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+  if (header?.glibcVersionRuntime === undefined) {
+    throw new Error("this machine has no glibc (musl/Alpine?): the standalone binary needs glibc >= 2.28.");
+  }
+  return { file: BINARY, args: [] };
+}
+
+/** Programs that would let a process reach Node: hidden from the binary's PATH. */
+const NODE_PROGRAMS = new Set(["node", "nodejs", "npm", "npx", "corepack"]);
+let noNodePath: string | undefined;
+
+/**
+ * A PATH with every program of this one except node (and npm, npx): one directory of links, since
+ * node sits in /usr/bin beside sh and python. Throws if node is still reachable through it.
+ */
+export function pathWithoutNode(): string {
+  if (noNodePath !== undefined) return noNodePath;
+  const dir = join(mkdtempSync(join(tmpdir(), "ro-path-")), "bin");
+  mkdirSync(dir);
+  for (const from of (process.env.PATH ?? "").split(delimiter)) {
+    if (from === "" || !existsSync(from)) continue;
+    for (const name of readdirSync(from)) {
+      if (NODE_PROGRAMS.has(name) || existsSync(join(dir, name))) continue;
+      const target = join(from, name);
+      try {
+        accessSync(target, constants.X_OK);
+        symlinkSync(target, join(dir, name));
+      } catch {
+        // not an executable, or a name taken by an earlier PATH entry
+      }
+    }
+  }
+  for (const name of NODE_PROGRAMS) {
+    if (existsSync(join(dir, name))) throw new Error(`${name} is still on the PATH built without node`);
+  }
+  noNodePath = dir;
+  return dir;
+}
 
 export interface CliRun {
   exitCode: number;
@@ -33,6 +95,8 @@ export interface StartOptions {
   env?: Record<string, string | undefined>;
   cwd?: string;
   timeoutMs?: number;
+  /** Which build of the tool to start; default: defaultCliKind(). */
+  cli?: CliKind;
 }
 
 export interface StartedCli {
@@ -42,8 +106,12 @@ export interface StartedCli {
 
 export function startCli(args: string[], options: StartOptions = {}): StartedCli {
   const startedAt = Date.now();
-  const child = execa(process.execPath, [CLI, ...args], {
-    env: cleanEnv(options.env ?? {}),
+  const kind = options.cli ?? defaultCliKind();
+  const { file, args: leading } = cliCommand(kind);
+  const env = cleanEnv(options.env ?? {});
+  if (kind === "binary") env.PATH = pathWithoutNode();
+  const child = execa(file, [...leading, ...args], {
+    env,
     extendEnv: false,
     cwd: options.cwd ?? scratchDir(),
     reject: false,
@@ -86,4 +154,5 @@ function testPassword(): string | undefined {
   }
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// The one sleep of the tests: Node's own.
+export { setTimeout as sleep } from "node:timers/promises";

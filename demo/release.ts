@@ -9,18 +9,18 @@ import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { config as loadDotenvFile } from "dotenv";
 import pg from "pg";
-import { passwordOf } from "../config.js";
-import { quoteIdent } from "../db.js";
-import { ExitCode } from "../exit-codes.js";
-import { formatDuration } from "../duration.js";
-import { COMMIT_ENV_VARS, fingerprintPaths } from "../release-id.js";
-import { createReporter, type Reporter } from "../reporter.js";
+import { passwordOf } from "../src/config.js";
+import { quoteIdent } from "../src/db.js";
+import { ExitCode } from "../src/exit-codes.js";
+import { formatDuration } from "../src/duration.js";
+import { COMMIT_ENV_VARS, fingerprintPaths } from "../src/release-id.js";
+import { createReporter, type Reporter } from "../src/reporter.js";
 import { isMain } from "./is-main.js";
 import { LocalPostgresError, startLocalPostgres, type LocalPostgres } from "./local-postgres.js";
 
 export const DEFAULT_RELEASE_COMMAND = "npm run migrate";
 export const DEFAULT_LOCAL_DIR = ".release-orchestrator";
-const CLI = fileURLToPath(new URL("../cli.js", import.meta.url));
+const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
 
 type Environment = Record<string, string | undefined>;
 
