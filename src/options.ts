@@ -213,7 +213,7 @@ export const OPTIONS = [
     env: ["RELEASE_DATABASE_URL", "DATABASE_URL"],
     type: "string",
     description:
-      "PostgreSQL URL for the lock and the ledger; must be a direct connection, not a transaction-mode pooler. RELEASE_DATABASE_URL lets the command keep a pooled DATABASE_URL.",
+      "PostgreSQL URL for the ledger (and the advisory lock, on a direct connection); direct or pooled (PgBouncer in any mode) both work. A direct RELEASE_DATABASE_URL makes waking instant while the command keeps a pooled DATABASE_URL.",
     schema: z.string(),
   },
   {
@@ -223,7 +223,7 @@ export const OPTIONS = [
     type: "string",
     default: "release-orchestrator",
     description:
-      "Name hashed into the advisory lock key (two-int4 key space); advisory locks are per database, so the default is one lock per database.",
+      "Name of the lock: one running attempt per lock name at a time (a constraint in the ledger), also hashed into the advisory lock key (two-int4 key space); the default is one lock per database.",
     schema: pattern("lock name", LOCK_NAME, "1 to 200 letters, digits or . _ : / @ + -"),
   },
   {
