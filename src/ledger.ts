@@ -509,11 +509,13 @@ export class Ledger {
 
 /**
  * SQL: a JSON array of the backend pids of attempt `a`'s command sessions still connected (PGAPPNAME
- * names the attempt). An idle one counts too: a command that sleeps between statements is alive.
+ * names the attempt), in this database only: attempt ids are per ledger, and another database's
+ * attempt 1 is not ours. An idle one counts too: a command that sleeps between statements is alive.
  */
 function orphanPids(a: string): string {
   return `SELECT coalesce(json_agg(s.pid), '[]'::json) FROM pg_stat_activity s
-           WHERE s.application_name = 'release-orchestrator attempt ' || ${a}.id AND s.pid <> pg_backend_pid()`;
+           WHERE s.application_name = 'release-orchestrator attempt ' || ${a}.id AND s.pid <> pg_backend_pid()
+             AND s.datname = current_database()`;
 }
 
 /** The DDL lock's key: next to the run lock's, in the same two-int4 space. */

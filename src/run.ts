@@ -5,29 +5,19 @@
 import { hostname } from "node:os";
 import { checkCommand, describeCommand, loadExeca } from "./command.js";
 import { passwordOf, type Config, type Environment } from "./config.js";
-import { isConnectionLoss } from "./db.js";
-import type pg from "pg";
-import { decide, planWait } from "./decide.js";
-import { formatDuration } from "./duration.js";
+import { decide } from "./decide.js";
 import { UsageError } from "./errors.js";
-import { ExitCode } from "./exit-codes.js";
-import { Ledger, LEDGER_VERSION, type FollowerOutcome, type LedgerState } from "./ledger.js";
+import { Ledger } from "./ledger.js";
 import { deriveLockKey } from "./lock-key.js";
-import { notifyOutcome } from "./notify.js";
 import { resolveReleaseId, shortReleaseId } from "./release-id.js";
 import type { Reporter } from "./reporter.js";
-import {
-  exitCodeForSignal,
-  fields,
-  participant,
-  result,
-  type RunContext,
-  type RunResult,
-} from "./run/context.js";
+import { participant, type RunContext, type RunResult } from "./run/context.js";
+import { endDone, endFailed, endInterrupted, endTimeout, skip } from "./run/endings.js";
 import { lead } from "./run/lead.js";
 import { Link } from "./run/link.js";
 import { leaseFor } from "./run/ownership.js";
-import { describeAttempt, Progress } from "./run/progress.js";
+import { Progress } from "./run/progress.js";
+import { endOrphans, takeOver, waitOnce } from "./run/steps.js";
 
 export type { RunOutcome, RunResult } from "./run/context.js";
 
@@ -99,52 +89,24 @@ async function resolve(input: RunInput): Promise<RunContext> {
   };
 }
 
-/** Follower in skip mode: exit 0 at once; record it if the database answers on the first try. */
-async function skip(ctx: RunContext): Promise<RunResult> {
-  ctx.reporter.warn(
-    `follower in skip mode: not waiting for ${ctx.config.task} of ${ctx.label}; this app's new code may boot before the schema is migrated.`,
-    fields(ctx, "skipped", undefined),
-  );
-  if (ctx.config.databaseUrl !== undefined) {
-    const link = new Link(ctx);
-    try {
-      const client = await link.open(0);
-      try {
-        if ((await ctx.ledger.readVersion(client)) === LEDGER_VERSION)
-          await record(ctx, client, "skipped", ExitCode.ok, undefined);
-      } finally {
-        await client.end().catch(() => {});
-      }
-    } catch (error) {
-      ctx.reporter.debug(`could not record the skip: ${(error as Error).message}`);
-    }
-  }
-  return result(ctx, "skipped", ExitCode.ok);
-}
-
+/**
+ * The loop of the runbook: read the ledger, decide (decide.ts), act, and read again after every step,
+ * so that nothing is decided on a stale view (an attempt that succeeded meanwhile is never run again).
+ */
 async function decideUntilDone(ctx: RunContext, link: Link, progress: Progress): Promise<RunResult> {
   const { config, ledger, reporter } = ctx;
   const query = { task: config.task, releaseId: ctx.release?.id, lockName: config.lockName };
-  const read = async (first = false): Promise<LedgerState> => {
-    const client = await link.client();
-    if (first) await ledger.ensure(client, ctx.signal);
-    return ledger.readState(client, query, first ? participant(ctx) : undefined);
-  };
-
-  let state = await withReconnect(ctx, link, () => read(true));
+  // The first read makes the ledger ready and records "already-done" in the same statement if it is.
+  let state = await link.step(async (client) => {
+    await ledger.ensure(client, ctx.signal);
+    return ledger.readState(client, query, participant(ctx));
+  });
   const recordedDone = state.recordedDone;
   const finishedBeforeStart = state.latest?.status === "running" ? undefined : state.latest?.id;
-  let checkedCrowd = false;
   for (let round = 0; ; round++) {
     if (ctx.signal?.aborted === true) {
-      const code = exitCodeForSignal(ctx.signal.reason);
       progress.stop();
-      await recordQuietly(ctx, link, "interrupted", code, state.latest?.id);
-      reporter.info(
-        `interrupted by ${String(ctx.signal.reason)} while waiting; nothing was run.`,
-        fields(ctx, "interrupted", state.latest?.id, { exitCode: code }),
-      );
-      return result(ctx, "interrupted", code, state.latest?.id);
+      return endInterrupted(ctx, link, state.latest);
     }
     const decision = decide({
       role: config.role,
@@ -160,206 +122,54 @@ async function decideUntilDone(ctx: RunContext, link: Link, progress: Progress):
       `decision: ${decision.action} (latest ${state.latest ? `#${state.latest.id} ${state.latest.status}` : "none"}, owner ${state.holder ? `#${state.holder.id}` : "none"})`,
     );
     if (decision.action !== "wait") progress.stop();
-
     switch (decision.action) {
       case "claim": {
-        const command = config.command;
-        if (command === undefined)
-          throw new UsageError("No command to run: put it after -- or set RELEASE_COMMAND.");
-        const commandText = reporter.redact(describeCommand(command));
-        const leaseMs = leaseFor(config.killGraceMs);
-        const claimed = await withReconnect(ctx, link, async () =>
-          ledger.claim(await link.client(), {
-            releaseId: ctx.release?.id,
-            task: config.task,
-            lockName: config.lockName,
-            app: ctx.app,
-            host: ctx.host,
-            pid: process.pid,
-            role: config.role,
-            command: commandText,
-            leaseMs,
-          }),
-        );
-        // Lost the race (another process claimed, or the release succeeded meanwhile): read and decide again.
-        if (claimed === undefined) break;
-        return await lead(ctx, link, { id: claimed.id, command, commandText, leaseMs });
+        const claimed = await claim(ctx, link);
+        if (claimed !== undefined) return lead(ctx, link, claimed);
+        break; // lost the race (another claim, or a success meanwhile): read and decide again
       }
-      case "done": {
-        const waited = decision.reason === "leader-succeeded";
-        if (waited || !recordedDone)
-          await recordQuietly(
-            ctx,
-            link,
-            waited ? "succeeded" : "already-done",
-            ExitCode.ok,
-            decision.attempt.id,
-          );
-        reporter.info(
-          waited
-            ? `${describeAttempt(ctx, decision.attempt)} succeeded; done after waiting ${formatDuration(Date.now() - ctx.startedMs)}.`
-            : `${config.task} already succeeded for ${ctx.label} (attempt #${decision.attempt.id} by ${decision.attempt.app}); nothing to do.`,
-          fields(ctx, waited ? "leader-succeeded" : "already-done", decision.attempt.id, { exitCode: 0 }),
-        );
-        return result(ctx, waited ? "leader-succeeded" : "already-done", ExitCode.ok, decision.attempt.id);
-      }
-      case "fail": {
-        await recordQuietly(ctx, link, "failed", ExitCode.leaderFailed, decision.attempt.id);
-        const how =
-          decision.reason === "abandoned"
-            ? "was abandoned: its leader is gone (its lease expired or its session ended)"
-            : decision.attempt.status === "failed"
-              ? `failed with exit code ${decision.attempt.exitCode ?? "unknown"}`
-              : `ended ${decision.attempt.status}`;
-        reporter.error(
-          `${describeAttempt(ctx, decision.attempt)} ${how}; exiting ${ExitCode.leaderFailed}. Fix the cause and retry the release (heroku releases:retry, or re-run the job).`,
-          fields(ctx, "leader-failed", decision.attempt.id, {
-            exitCode: ExitCode.leaderFailed,
-            reason: decision.reason,
-          }),
-        );
-        return result(ctx, "leader-failed", ExitCode.leaderFailed, decision.attempt.id);
-      }
-      case "timeout": {
-        await recordQuietly(ctx, link, "timeout", ExitCode.timeout, decision.on?.id);
-        await notifyOutcome(
-          config,
-          {
-            kind: "follower-timeout",
-            releaseId: ctx.release?.id,
-            task: config.task,
-            app: ctx.app,
-            role: config.role,
-            status: "timeout",
-            exitCode: ExitCode.timeout,
-            durationMs: Date.now() - ctx.startedMs,
-            attemptId: decision.on?.id,
-            leaderApp: decision.on?.app,
-          },
-          reporter,
-        );
-        reporter.error(
-          `timed out after ${formatDuration(Date.now() - ctx.startedMs)} waiting for ${decision.on ? describeAttempt(ctx, decision.on) : `a leader for ${config.task} of ${ctx.label}`}; raise --wait-timeout (RELEASE_WAIT_TIMEOUT) or look at the leader with release-orchestrator status.`,
-          fields(ctx, "timeout", decision.on?.id, { exitCode: ExitCode.timeout }),
-        );
-        return result(ctx, "timeout", ExitCode.timeout, decision.on?.id);
-      }
+      case "done":
+        return endDone(ctx, link, decision, recordedDone);
+      case "fail":
+        return endFailed(ctx, link, decision);
+      case "timeout":
+        return endTimeout(ctx, link, decision.on);
       case "skip":
         return skip(ctx);
-      case "abandon": {
-        const taken = await withReconnect(ctx, link, async () =>
-          ledger.abandon(await link.client(), decision.attempt.id),
-        );
-        if (taken) {
-          reporter.warn(
-            `taking over: ${describeAttempt(ctx, decision.attempt)} on ${decision.attempt.host} lost its owner (lease expired); recorded as abandoned.`,
-            fields(ctx, "takeover", decision.attempt.id),
-          );
-          await notifyOutcome(
-            config,
-            {
-              kind: "attempt-finished",
-              releaseId: decision.attempt.releaseId,
-              task: config.task,
-              app: decision.attempt.app,
-              role: decision.attempt.role,
-              status: "abandoned",
-              exitCode: null,
-              durationMs: Date.now() - decision.attempt.startedAt.getTime(),
-              attemptId: decision.attempt.id,
-              host: decision.attempt.host,
-            },
-            reporter,
-          );
-        }
+      case "abandon":
+        await takeOver(ctx, link, decision.attempt);
         break;
-      }
-      case "end-orphans": {
-        await withReconnect(ctx, link, async () =>
-          ledger.terminateSessions(await link.client(), decision.pids),
-        );
-        reporter.warn(
-          `${describeAttempt(ctx, decision.attempt)}: ended ${decision.pids.length} session(s) its command left connected (--orphan-sessions terminate).`,
-          fields(ctx, "orphan-sessions-ended", decision.attempt.id, { backendPids: decision.pids }),
-        );
+      case "end-orphans":
+        await endOrphans(ctx, link, decision.attempt, decision.pids);
         break;
-      }
-      case "wait": {
-        await withReconnect(ctx, link, async () => {
-          if (!checkedCrowd) {
-            checkedCrowd = true;
-            if (!link.crowded) link.crowded = await ledger.isCrowded(await link.client(), reporter);
-          }
-          const plan = planWait({
-            sessionProven: link.proven,
-            crowded: link.crowded,
-            round,
-            leaseLeftMs: decision.on?.lease?.leftMs,
-            leftMs: Math.max(0, ctx.deadline - Date.now()),
-          });
-          progress.show(decision.on, decision.until, state.latest);
-          if (plan.listen) await link.listen((client) => ledger.listen(client));
-          if (!plan.holdConnection) await link.drop();
-          await link.sleep(plan.sleepMs);
-        });
+      case "wait":
+        await waitOnce(ctx, link, progress, decision, state.latest, round);
         break;
-      }
     }
-    state = await withReconnect(ctx, link, () => read());
+    state = await link.step((client) => ledger.readState(client, query));
   }
 }
 
-/**
- * Runs a ledger step; a lost connection (a restarting server, a cut network) is reopened and the step
- * tried again, within the wait timeout. Leading never comes through here: its session is its proof.
- */
-async function withReconnect<T>(ctx: RunContext, link: Link, step: () => Promise<T>): Promise<T> {
-  for (;;) {
-    try {
-      return await step();
-    } catch (error) {
-      if (!isConnectionLoss(error) || Date.now() >= ctx.deadline) throw error;
-      ctx.reporter.warn(
-        `lost the database connection while waiting (${(error as Error).message}); reconnecting.`,
-        fields(ctx, "reconnecting", undefined),
-      );
-      await link.drop();
-      await link.client(
-        Math.max(ctx.config.connectTimeoutMs, ctx.deadline - Date.now()),
-        Math.max(0, ctx.deadline - Date.now()),
-      );
-    }
-  }
-}
-
-/** Records what a process that did not run the command ended with; never hides the real outcome. */
-async function recordQuietly(
-  ctx: RunContext,
-  link: Link,
-  outcome: FollowerOutcome["outcome"],
-  exitCode: number,
-  attemptId: number | undefined,
-): Promise<void> {
-  try {
-    await record(ctx, await link.client(ctx.config.connectTimeoutMs, 0), outcome, exitCode, attemptId);
-  } catch (error) {
-    ctx.reporter.warn(`could not record this process's outcome in the ledger: ${(error as Error).message}`);
-  }
-}
-
-async function record(
-  ctx: RunContext,
-  client: pg.Client,
-  outcome: FollowerOutcome["outcome"],
-  exitCode: number,
-  attemptId: number | undefined,
-): Promise<void> {
-  await ctx.ledger.recordFollowerOutcome(client, {
-    ...participant(ctx),
-    releaseId: ctx.release?.id,
-    task: ctx.config.task,
-    attemptId,
-    outcome,
-    exitCode,
-  });
+/** Claims the task with one statement; undefined when the ledger's constraints say another owns it. */
+async function claim(ctx: RunContext, link: Link) {
+  const { config, reporter } = ctx;
+  const command = config.command;
+  if (command === undefined)
+    throw new UsageError("No command to run: put it after -- or set RELEASE_COMMAND.");
+  const commandText = reporter.redact(describeCommand(command));
+  const leaseMs = leaseFor(config.killGraceMs);
+  const claimed = await link.step((client) =>
+    ctx.ledger.claim(client, {
+      releaseId: ctx.release?.id,
+      task: config.task,
+      lockName: config.lockName,
+      app: ctx.app,
+      host: ctx.host,
+      pid: process.pid,
+      role: config.role,
+      command: commandText,
+      leaseMs,
+    }),
+  );
+  return claimed === undefined ? undefined : { id: claimed.id, command, commandText, leaseMs };
 }

@@ -2,7 +2,14 @@
 // reopened after a loss, and the NOTIFY wake-up for waiters. One place opens and closes it.
 
 import type pg from "pg";
-import { applicationName, connect, connectionSettings, describeTarget, isServerBusy } from "../db.js";
+import {
+  applicationName,
+  connect,
+  connectionSettings,
+  describeTarget,
+  isConnectionLoss,
+  isServerBusy,
+} from "../db.js";
 import { formatDuration } from "../duration.js";
 import { provesOwnSession } from "../lock.js";
 import { shortReleaseId } from "../release-id.js";
@@ -14,6 +21,8 @@ export class Link {
   proven = false;
   /** The server refused us for too many clients, or is more than half full: wait without a connection. */
   crowded = false;
+  /** Whether the server's crowding was looked at (once, before the first wait). */
+  crowdChecked = false;
   private listening = false;
   private wake: (() => void) | undefined;
 
@@ -54,6 +63,31 @@ export class Link {
     });
     client.on("notification", () => this.wake?.());
     return client;
+  }
+
+  /**
+   * Runs a ledger step on the connection; a lost connection (a restarting server, a cut network) is
+   * reopened and the step tried again, within the wait timeout. Leading never comes through here: its
+   * session and its lease have rules of their own (ownership.ts).
+   */
+  async step<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const { ctx } = this;
+    for (;;) {
+      try {
+        return await fn(await this.client());
+      } catch (error) {
+        if (!isConnectionLoss(error) || Date.now() >= ctx.deadline) throw error;
+        ctx.reporter.warn(
+          `lost the database connection while waiting (${(error as Error).message}); reconnecting.`,
+          {
+            event: "reconnecting",
+          },
+        );
+        await this.drop();
+        const left = Math.max(0, ctx.deadline - Date.now());
+        await this.client(Math.max(ctx.config.connectTimeoutMs, left), left);
+      }
+    }
   }
 
   /** Drops the connection (lost, or given back to a crowded server between polls). */

@@ -192,6 +192,38 @@ describe("ledger", () => {
     expect(await ledger.abandon(b, owned!.id)).toBe(false);
   });
 
+  it("counts only this database's sessions as an attempt's command: another database's attempt 1 is not ours", async () => {
+    const { db, a, b } = await readyDb("orphans-here");
+    const other = await freshDb("orphans-elsewhere");
+    const owned = await ledger.claim(a, attempt("a", "r1", 100));
+    const q = { task: "migrate", releaseId: "r1", lockName: "release-orchestrator" };
+    const name = `release-orchestrator attempt ${owned!.id}`;
+    const elsewhere = new pg.Client({ connectionString: other.url, application_name: name });
+    await elsewhere.connect();
+    clients.push(elsewhere);
+    await db.query(
+      "UPDATE release_orchestrator.attempts SET heartbeat_at = clock_timestamp() - interval '1 minute' WHERE id = $1",
+      [owned!.id],
+    );
+    expect((await ledger.readState(b, q)).holder?.lease?.orphans).toEqual([]);
+    // The same name in this database is the command's own session: it counts, and blocks the takeover.
+    const here = new pg.Client({ connectionString: db.url, application_name: name });
+    await here.connect();
+    clients.push(here);
+    const [{ pid } = { pid: 0 }] = (await here.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows;
+    expect((await ledger.readState(b, q)).holder?.lease?.orphans).toEqual([pid]);
+    expect(await ledger.abandon(b, owned!.id)).toBe(false);
+    await here.end();
+    // Its backend leaves pg_stat_activity a moment after the socket closes.
+    let taken = false;
+    for (let i = 0; i < 250 && !taken; i++) {
+      taken = await ledger.abandon(b, owned!.id);
+      if (!taken) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(taken).toBe(true);
+    expect((await elsewhere.query("SELECT 1 AS ok")).rows).toEqual([{ ok: 1 }]);
+  });
+
   it("records this process as already-done in the same statement that reads the success", async () => {
     const { db, a, b } = await readyDb("already-done");
     const owned = await ledger.claim(a, attempt("a", "r1"));

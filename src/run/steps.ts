@@ -1,0 +1,77 @@
+// The steps that do not end a run: taking over a stale owner, ending its command's sessions, and
+// waiting once (listen or poll, by the pure plan) before the ledger is read again.
+
+import type { AttemptView, Decision } from "../decide.js";
+import { planWait } from "../decide.js";
+import { notifyOutcome } from "../notify.js";
+import { fields, type RunContext } from "./context.js";
+import type { Link } from "./link.js";
+import { describeAttempt, type Progress } from "./progress.js";
+
+/** Marks a stale owner abandoned (one fenced statement: it must still be expired and unconnected). */
+export async function takeOver(ctx: RunContext, link: Link, attempt: AttemptView): Promise<void> {
+  const taken = await link.step((client) => ctx.ledger.abandon(client, attempt.id));
+  if (!taken) return; // renewed, finished or taken by someone else meanwhile: read and decide again
+  ctx.reporter.warn(
+    `taking over: ${describeAttempt(ctx, attempt)} on ${attempt.host} lost its owner (lease expired); recorded as abandoned.`,
+    fields(ctx, "takeover", attempt.id),
+  );
+  await notifyOutcome(
+    ctx.config,
+    {
+      kind: "attempt-finished",
+      releaseId: attempt.releaseId,
+      task: ctx.config.task,
+      app: attempt.app,
+      role: attempt.role,
+      status: "abandoned",
+      exitCode: null,
+      durationMs: Date.now() - attempt.startedAt.getTime(),
+      attemptId: attempt.id,
+      host: attempt.host,
+    },
+    ctx.reporter,
+  );
+}
+
+/** --orphan-sessions terminate: ends the sessions a dead leader's command left connected. */
+export async function endOrphans(
+  ctx: RunContext,
+  link: Link,
+  attempt: AttemptView,
+  pids: readonly number[],
+): Promise<void> {
+  await link.step((client) => ctx.ledger.terminateSessions(client, pids));
+  ctx.reporter.warn(
+    `${describeAttempt(ctx, attempt)}: ended ${pids.length} session(s) its command left connected (--orphan-sessions terminate).`,
+    fields(ctx, "orphan-sessions-ended", attempt.id, { backendPids: pids }),
+  );
+}
+
+/** Waits once, as planned: NOTIFY on a proven session, else a poll; a crowded server gets our connection back. */
+export async function waitOnce(
+  ctx: RunContext,
+  link: Link,
+  progress: Progress,
+  decision: Extract<Decision, { action: "wait" }>,
+  latest: AttemptView | undefined,
+  round: number,
+): Promise<void> {
+  await link.step(async (client) => {
+    if (!link.crowdChecked) {
+      link.crowdChecked = true;
+      if (!link.crowded) link.crowded = await ctx.ledger.isCrowded(client, ctx.reporter);
+    }
+    const plan = planWait({
+      sessionProven: link.proven,
+      crowded: link.crowded,
+      round,
+      leaseLeftMs: decision.on?.lease?.leftMs,
+      leftMs: Math.max(0, ctx.deadline - Date.now()),
+    });
+    progress.show(decision.on, decision.until, latest);
+    if (plan.listen) await link.listen((c) => ctx.ledger.listen(c));
+    if (!plan.holdConnection) await link.drop();
+    await link.sleep(plan.sleepMs);
+  });
+}
