@@ -9,22 +9,8 @@ import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { useTestDatabase, type TestDatabase } from "../harness/database.js";
 import { CLI, ROOT, cleanEnv, scratchDir } from "../support/cli.js";
+import { requireTool } from "../support/tools.js";
 import { appEnv } from "./platform-support.js";
-
-/** A Python that can import Django and psycopg2: Debian's, where a version manager may shadow it. */
-function findDjangoPython(): string | undefined {
-  for (const candidate of ["/usr/bin/python3", "python3"]) {
-    try {
-      execFileSync(candidate, ["-c", "import django, psycopg2"], { stdio: "ignore" });
-      return candidate;
-    } catch {
-      // try the next one
-    }
-  }
-  return undefined;
-}
-
-const python = findDjangoPython();
 
 const recipe = /^\| Django \| `npx release-orchestrator run -- (.+?)` \|/m.exec(
   readFileSync(join(ROOT, "README.md"), "utf8"),
@@ -120,7 +106,9 @@ async function earlierRelease(project: { dir: string; path: string }, db: TestDa
   expect(result.exitCode, result.all).toBe(0);
 }
 
-describe.skipIf(python === undefined)("README recipe: Django (python3-django)", () => {
+describe("README recipe: Django (python3-django)", () => {
+  // A python3 that imports django and psycopg2 (Debian's, which .ci/run installs); else skipped, saying so.
+  const python = requireTool("django").path;
   const controlDb = useTestDatabase("platform-django-control");
   const wrappedDb = useTestDatabase("platform-django-wrapped");
 
