@@ -203,10 +203,12 @@ export function reachableBinaries(
       `Running as root, the embedded PostgreSQL runs as the OS user ${USER}, which cannot reach ${native} (a folder above it is private), and copying the binaries to ${shared} failed (${(error as Error).message}); free space in ${tmpdir()}, move the checkout to a folder others can enter, or set DATABASE_URL.`,
     );
   }
-  if (!usable(shared))
+  if (!usable(shared)) {
+    rmSync(shared, { recursive: true, force: true });
     throw new LocalPostgresError(
       `Running as root, the embedded PostgreSQL runs as the OS user ${USER}, which cannot reach ${native} nor the copy in ${shared}; make ${tmpdir()} reachable by others (chmod 1777), move the checkout to a folder others can enter, or set DATABASE_URL.`,
     );
+  }
   return inShared(shared);
 }
 
