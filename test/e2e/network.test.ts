@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
 import { ROOT, sleep, startCli } from "../support/cli.js";
+import { WAITING, waitFor, waitForStderr } from "../support/wait.js";
 
 const HOLD = join(ROOT, "test/fixtures/hold.mjs");
 const db = useTestDatabase("network");
@@ -101,7 +102,7 @@ describe("network cut", () => {
         env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "b", SLEEP_MS: "100" },
       },
     );
-    await sleep(500);
+    await waitForStderr(waiter.process, WAITING);
     const frozenAt = Date.now();
     proxy.freeze();
     const runA = await leader.done;
@@ -117,8 +118,16 @@ describe("network cut", () => {
     );
     expect(first?.how).toBe("sigterm");
     expect(noticedMs).toBeLessThan(20_000); // detection itself is ~2 s; this bounds a hang, it is not a timing claim
-    // The server still holds the lock for the frozen session: nobody else runs until it is closed.
-    await sleep(1000);
+    // The server still holds the lock for the frozen session (a granted advisory lock of a's lock
+    // session in pg_locks), and b, which is waiting, has run nothing: nobody else runs until it is closed.
+    await waitFor("the frozen session's lock in pg_locks", async () => {
+      const rows = await db().query(
+        `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+          WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'release-orchestrator a auto net-1'`,
+      );
+      return rows.length > 0 ? true : undefined;
+    });
+    expect(waiter.process.exitCode, "b exited while the frozen session held the lock").toBeNull();
     expect(await db().query("SELECT app FROM runs WHERE app = 'b'")).toEqual([]);
     proxy.cut();
     const runB = await waiter.done;

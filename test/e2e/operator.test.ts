@@ -7,6 +7,7 @@ import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
 import { BUMP, CLI, ROOT, cleanEnv, runCli, scratchDir, sleep, startCli } from "../support/cli.js";
+import { waitForRunningAttempt } from "../support/wait.js";
 
 const HOLD = join(ROOT, "test/fixtures/hold.mjs");
 const password = inject("pgPassword");
@@ -61,7 +62,7 @@ describe("history", () => {
     const leader = startCli(["run", "--release-id", "hi-1", "--", process.execPath, BUMP], {
       env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "1500" },
     });
-    await sleep(500);
+    await waitForRunningAttempt(db(), "hi-1");
     const follower = await runCli(["run", "--role", "follower", "--release-id", "hi-1"], {
       env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-admin" },
     });
@@ -159,7 +160,7 @@ describe("progress and output formats", () => {
     const leader = startCli(["run", "--release-id", "pg-1", "--", process.execPath, BUMP], {
       env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "11000" },
     });
-    await sleep(700);
+    await waitForRunningAttempt(db(), "pg-1");
     const follower = await runCli(["run", "--role", "follower", "--release-id", "pg-1"], {
       env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-admin" },
     });
@@ -176,7 +177,7 @@ describe("progress and output formats", () => {
     const leader = startCli(["run", "--release-id", "tty-1", "--", process.execPath, BUMP], {
       env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "2500" },
     });
-    await sleep(700);
+    await waitForRunningAttempt(db(), "tty-1");
     const inTerminal = (extra: Record<string, string>) =>
       execa(
         "script",
@@ -206,7 +207,7 @@ describe("progress and output formats", () => {
     const leader = startCli(["run", "--json", "--release-id", "js-1", "--", process.execPath, BUMP], {
       env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "1200" },
     });
-    await sleep(500);
+    await waitForRunningAttempt(db(), "js-1");
     const follower = await runCli(["run", "--role", "follower", "--release-id", "js-1"], {
       env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-admin", RELEASE_JSON: "true" },
     });

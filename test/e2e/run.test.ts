@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
 import { BUMP, runCli, scratchDir, sleep, startCli, type CliRun } from "../support/cli.js";
+import { WAITING, waitForStderr } from "../support/wait.js";
 
 const freshDb = useFreshDatabases("run");
 
@@ -78,7 +79,7 @@ describe("run: one owner per release", () => {
     const followers = ["s-admin", "worker", "cron"].map((app) =>
       contender(db, app, ["--release-id", "r2"], { RUN_MIGRATIONS: "false" }),
     );
-    await sleep(1000);
+    await Promise.all(followers.map((f) => waitForStderr(f.process, WAITING)));
     const leader = contender(db, "s-app", ["--release-id", "r2"], { RUN_MIGRATIONS: "true" });
     const runs = await Promise.all([leader, ...followers].map((s) => s.done));
     expect(runs.map((r) => r.exitCode)).toEqual([0, 0, 0, 0]);
@@ -105,7 +106,11 @@ describe("run: one owner per release", () => {
       contender(db, app, ["--release-id", "r4", "--role", "follower"]),
     );
     const autos = ["a1"].map((app) => contender(db, app, ["--release-id", "r4"], { EXIT_CODE: "3" }));
-    await sleep(800);
+    // The followers wait; the auto either waits too or, first to the lock, runs.
+    await Promise.all([
+      ...followers.map((f) => waitForStderr(f.process, WAITING)),
+      ...autos.map((a) => waitForStderr(a.process, /; waiting for |; running migrate/)),
+    ]);
     const leader = contender(db, "lead", ["--release-id", "r4", "--role", "leader"], { EXIT_CODE: "3" });
     const runs = await Promise.all([leader, ...autos, ...followers].map((s) => s.done));
     // Whoever took the lock first (the auto or the leader) ran and exited 3. If the auto ran first, the
