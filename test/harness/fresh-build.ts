@@ -20,7 +20,7 @@ function mtimeMs(path: string): number | undefined {
 }
 
 /** The most recently modified input file, with its mtime. */
-function newestInput(): { path: string; mtimeMs: number } {
+function newestInput(root: string): { path: string; mtimeMs: number } {
   let newest = { path: "", mtimeMs: 0 };
   const visit = (path: string): void => {
     const stat = statSync(path);
@@ -30,16 +30,16 @@ function newestInput(): { path: string; mtimeMs: number } {
       newest = { path, mtimeMs: stat.mtimeMs };
     }
   };
-  for (const input of INPUTS) visit(join(ROOT, input));
+  for (const input of INPUTS) if (mtimeMs(join(root, input)) !== undefined) visit(join(root, input));
   return newest;
 }
 
 /** Why dist/ is stale, or undefined when it is newer than every input. */
-export function staleReason(): string | undefined {
-  const built = mtimeMs(join(ROOT, LAST_OUTPUT));
+export function staleReason(root = ROOT): string | undefined {
+  const built = mtimeMs(join(root, LAST_OUTPUT));
   if (built === undefined) return `${LAST_OUTPUT} does not exist`;
-  const newest = newestInput();
-  return newest.mtimeMs > built ? `${relative(ROOT, newest.path)} changed after the last build` : undefined;
+  const newest = newestInput(root);
+  return newest.mtimeMs > built ? `${relative(root, newest.path)} changed after the last build` : undefined;
 }
 
 export default function setup(): void {

@@ -110,15 +110,8 @@ function hidden(name: ToolName, env: NodeJS.ProcessEnv): boolean {
     .includes(name);
 }
 
-const found = new Map<ToolName, Tool>();
-
-/**
- * Finds a tool (once per process). Missing with CI=true: throws, which fails the test file. Missing
- * otherwise: logs one line and returns `path: undefined`; the caller skips (see requireTool).
- */
-export function findTool(name: ToolName, env: NodeJS.ProcessEnv = process.env): Tool {
-  const known = found.get(name);
-  if (known !== undefined) return known;
+/** Looks for the tool; missing with CI=true, throws (CI must test everything). */
+export function checkTool(name: ToolName, env: NodeJS.ProcessEnv = process.env): Tool {
   const spec = TOOLS[name];
   const path = hidden(name, env) ? undefined : spec.locate();
   const why = hidden(name, env) ? " (hidden by TEST_HIDE_TOOLS)" : "";
@@ -126,11 +119,21 @@ export function findTool(name: ToolName, env: NodeJS.ProcessEnv = process.env): 
     path === undefined
       ? `${name} is not installed${why}: ${spec.what} needs it; install it with: ${spec.install} (.ci/run installs every tool the suite uses)`
       : undefined;
-  if (missing !== undefined) {
-    if (inCI(env)) throw new Error(`CI=true and ${missing}`);
-    process.stderr.write(`[tools] skipping: ${missing}\n`);
-  }
-  const tool: Tool = { name, path, missing };
+  if (missing !== undefined && inCI(env)) throw new Error(`CI=true and ${missing}`);
+  return { name, path, missing };
+}
+
+const found = new Map<ToolName, Tool>();
+
+/**
+ * Finds a tool (once per process). Missing with CI=true: throws, which fails the test file. Missing
+ * otherwise: logs one line and returns `path: undefined`; the caller skips (see requireTool).
+ */
+export function findTool(name: ToolName): Tool {
+  const known = found.get(name);
+  if (known !== undefined) return known;
+  const tool = checkTool(name);
+  if (tool.missing !== undefined) process.stderr.write(`[tools] skipping: ${tool.missing}\n`);
   found.set(name, tool);
   return tool;
 }
