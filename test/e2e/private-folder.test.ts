@@ -24,7 +24,6 @@ import { afterAll, describe, expect, it } from "vitest";
 import {
   binaryPackageName,
   canReach,
-  loadBinaries,
   reachableBinaries,
   type OsUser,
 } from "../../src/platform/local-postgres.js";
@@ -88,7 +87,7 @@ describe.runIf(asRoot)("as root, in a checkout under a private (0700) folder", (
 
   it("the postgres OS user cannot reach the binaries there (what these tests are about)", () => {
     expect(canReach(join(nativeBin, "initdb"), postgresUser())).toBe(false);
-    expect(canReach(join(ROOT, "node_modules"), postgresUser())).toBe(true);
+    expect(canReach(tmpdir(), postgresUser())).toBe(true);
   });
 
   it("npm run release: runs the migrations, then finds them done; its data is kept where postgres can reach it", async () => {
@@ -118,8 +117,7 @@ describe.runIf(asRoot)("as root, in a checkout under a private (0700) folder", (
     expect(demo.stdout).toMatch(/database: embedded PostgreSQL \d+\.\d+/);
   });
 
-  it("the harness's embedded fallback: the binaries helper hands it a copy postgres can run", async () => {
-    const inCheckout = await loadBinaries();
+  it("the harness's embedded fallback: the binaries helper hands it a copy postgres can run", () => {
     const privateOnes = {
       initdb: join(nativeBin, "initdb"),
       pg_ctl: join(nativeBin, "pg_ctl"),
@@ -136,7 +134,7 @@ describe.runIf(asRoot)("as root, in a checkout under a private (0700) folder", (
     expect(version.status, version.stderr).toBe(0);
     expect(version.stdout).toMatch(/postgres \(PostgreSQL\) \d+/);
     // Binaries the user can reach are used where they are.
-    expect(reachableBinaries(inCheckout, postgresUser())).toEqual(inCheckout);
+    expect(reachableBinaries(copy, postgresUser())).toEqual(copy);
   });
 
   it("with no folder postgres can reach (TMPDIR private too): one sentence naming cause and fix, exit 69", async () => {

@@ -1,6 +1,9 @@
 // Waiting on an observable state (a ledger row, a pg_stat_activity row, an output line) instead of a
 // fixed sleep: each wait has a bound, and says what it waited for when the bound is reached.
 
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { ResultPromise } from "execa";
 import type { TestDatabase } from "../harness/database.js";
 
@@ -67,4 +70,16 @@ export function waitForRunningAttempt(
       .catch(() => []);
     return rows.length > 0 ? true : undefined;
   });
+}
+
+/**
+ * A leader's command that "migrates" until the test opens its gate (it polls for a file), instead of
+ * for a fixed time: what the test looks at while it runs is there however slow the machine is.
+ */
+export function gate(): { command: string[]; open(): void } {
+  const file = join(mkdtempSync(join(tmpdir(), "ro-gate-")), "open");
+  return {
+    command: ["sh", "-c", 'until [ -e "$1" ]; do sleep 0.05; done; echo gate opened', "gate", file],
+    open: () => writeFileSync(file, ""),
+  };
 }
