@@ -24,7 +24,8 @@ export default defineConfig({
           include: ["test/integration/**/*.test.ts", "test/e2e/**/*.test.ts"],
           environment: "node",
           pool: "forks",
-          globalSetup: ["test/harness/global-setup.ts"],
+          // The e2e tests run the built CLI: dist/ is built first when older than src/.
+          globalSetup: ["test/harness/fresh-build.ts", "test/harness/global-setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 120_000,
           maxWorkers: e2eWorkers,

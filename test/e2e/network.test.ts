@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
 import { ROOT, sleep, startCli } from "../support/cli.js";
+import { WAITING, waitForStderr } from "../support/wait.js";
 
 const HOLD = join(ROOT, "test/fixtures/hold.mjs");
 const db = useTestDatabase("network");
@@ -101,7 +102,7 @@ describe("network cut", () => {
         env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "b", SLEEP_MS: "100" },
       },
     );
-    await sleep(500);
+    await waitForStderr(waiter.process, WAITING);
     const frozenAt = Date.now();
     proxy.freeze();
     const runA = await leader.done;

@@ -2,13 +2,12 @@
 // NO_COLOR; all sharing run's config, errors and exit codes, never printing the password.
 /* eslint-disable no-control-regex -- terminal escape sequences are what these tests look for */
 
-import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
-import { BUMP, CLI, ROOT, cleanEnv, runCli, scratchDir, sleep, startCli } from "../support/cli.js";
+import { CLI, cleanEnv, runCli, scratchDir, startCli } from "../support/cli.js";
+import { WAITING, gate, waitForRunningAttempt, waitForStderr } from "../support/wait.js";
 
-const HOLD = join(ROOT, "test/fixtures/hold.mjs");
 const password = inject("pgPassword");
 const db = useTestDatabase("operator");
 
@@ -18,20 +17,11 @@ function noSecret(text: string) {
 
 describe("status", () => {
   it("shows who holds the lock, the running attempt and its heartbeat, and the latest attempts; --json too", async () => {
-    const leader = startCli(["run", "--release-id", "st-1", "--", process.execPath, HOLD], {
-      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "4000" },
+    const command = gate();
+    const leader = startCli(["run", "--release-id", "st-1", "--", ...command.command], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app" },
     });
-    for (let i = 0; i < 100; i++) {
-      if (
-        (
-          await db()
-            .query("SELECT 1 FROM runs")
-            .catch(() => [])
-        ).length > 0
-      )
-        break;
-      await sleep(50);
-    }
+    await waitForRunningAttempt(db(), "st-1");
     const text = await runCli(["status"], { env: { DATABASE_URL: db().url } });
     expect(text.exitCode, text.stderr).toBe(0);
     expect(text.stdout).toMatch(
@@ -47,6 +37,7 @@ describe("status", () => {
     };
     expect(report.lock.holder.applicationName).toBe("release-orchestrator s-app auto st-1");
     expect(report.running.map((r) => [r.app, r.releaseId])).toEqual([["s-app", "st-1"]]);
+    command.open();
     expect((await leader.done).exitCode).toBe(0);
     const after = await runCli(["status"], { env: { DATABASE_URL: db().url } });
     expect(after.stdout).toMatch(/: free\./);
@@ -58,13 +49,17 @@ describe("status", () => {
 
 describe("history", () => {
   it("lists attempts with the processes that waited on them; filters by release and app; --json", async () => {
-    const leader = startCli(["run", "--release-id", "hi-1", "--", process.execPath, BUMP], {
-      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "1500" },
+    const command = gate();
+    const leader = startCli(["run", "--release-id", "hi-1", "--", ...command.command], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app" },
     });
-    await sleep(500);
-    const follower = await runCli(["run", "--role", "follower", "--release-id", "hi-1"], {
+    await waitForRunningAttempt(db(), "hi-1");
+    const waiting = startCli(["run", "--role", "follower", "--release-id", "hi-1"], {
       env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-admin" },
     });
+    await waitForStderr(waiting.process, WAITING);
+    command.open();
+    const follower = await waiting.done;
     expect(follower.exitCode).toBe(0);
     expect((await leader.done).exitCode).toBe(0);
     const failed = await runCli(
@@ -178,13 +173,18 @@ describe("doctor", () => {
 
 describe("progress and output formats", () => {
   it("without a terminal, a waiting process prints a plain progress line at once and every 10 s", async () => {
-    const leader = startCli(["run", "--release-id", "pg-1", "--", process.execPath, BUMP], {
-      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "11000" },
+    const command = gate();
+    const leader = startCli(["run", "--release-id", "pg-1", "--", ...command.command], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app" },
     });
-    await sleep(700);
-    const follower = await runCli(["run", "--role", "follower", "--release-id", "pg-1"], {
+    await waitForRunningAttempt(db(), "pg-1");
+    const waiting = startCli(["run", "--role", "follower", "--release-id", "pg-1"], {
       env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-admin" },
     });
+    // Its first progress line at once, the second 10 s later: then the leader may finish.
+    await waitForStderr(waiting.process, /waiting for [^\n]*\n[^]*waiting for /, 40_000);
+    command.open();
+    const follower = await waiting.done;
     await leader.done;
     const lines = follower.stderr.split("\n").filter((l) => l.includes("waiting for"));
     expect(lines.length).toBeGreaterThanOrEqual(2);
@@ -192,13 +192,14 @@ describe("progress and output formats", () => {
       /^\[release\] s-admin: follower; waiting for s-app \(auto, pid \d+, since \d\d:\d\d:\d\d\) to finish migrate for release pg-1 \.\.\. \d+ ms \(55 m left\)$/,
     );
     expect(follower.stderr).not.toContain("\r");
-  }, 30_000);
+  }, 60_000);
 
   it("on a terminal, the progress line is redrawn in place, with colour unless NO_COLOR", async () => {
-    const leader = startCli(["run", "--release-id", "tty-1", "--", process.execPath, BUMP], {
-      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "2500" },
+    const command = gate();
+    const leader = startCli(["run", "--release-id", "tty-1", "--", ...command.command], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app" },
     });
-    await sleep(700);
+    await waitForRunningAttempt(db(), "tty-1");
     const inTerminal = (extra: Record<string, string>) =>
       execa(
         "script",
@@ -221,17 +222,22 @@ describe("progress and output formats", () => {
     const plain = await inTerminal({ NO_COLOR: "1" });
     expect(plain.stdout).toMatch(/\r\x1b\[K\[release\] s-admin: follower; waiting/);
     expect(plain.stdout).not.toMatch(/\x1b\[3\dm/);
+    command.open();
     expect((await leader.done).exitCode).toBe(0);
   });
 
   it("--json turns every message into one JSON event per line; --quiet keeps only warnings and errors", async () => {
-    const leader = startCli(["run", "--json", "--release-id", "js-1", "--", process.execPath, BUMP], {
-      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "1200" },
+    const command = gate();
+    const leader = startCli(["run", "--json", "--release-id", "js-1", "--", ...command.command], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app" },
     });
-    await sleep(500);
-    const follower = await runCli(["run", "--role", "follower", "--release-id", "js-1"], {
+    await waitForRunningAttempt(db(), "js-1");
+    const waiting = startCli(["run", "--role", "follower", "--release-id", "js-1"], {
       env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-admin", RELEASE_JSON: "true" },
     });
+    await waitForStderr(waiting.process, /"event":"waiting"/);
+    command.open();
+    const follower = await waiting.done;
     const lead = await leader.done;
     const events = (text: string) =>
       text

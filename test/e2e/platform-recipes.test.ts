@@ -8,8 +8,11 @@ import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
 import { ROOT, cleanEnv, cliCommand, pathWithoutNode, scratchDir } from "../support/cli.js";
+import { findTool } from "../support/tools.js";
 import { appEnv } from "./platform-support.js";
 
+/** The plain-SQL recipe runs psql (postgresql-client); without it, outside CI, those tests are skipped. */
+const PSQL = findTool("psql");
 const readme = readFileSync(join(ROOT, "README.md"), "utf8");
 
 /** The recipe table of the README: framework name -> its release command. */
@@ -73,7 +76,10 @@ describe("README recipes", () => {
     );
   });
 
-  it("plain SQL: two apps at once apply db/schema.sql once; a third run finds it already done", async () => {
+  it("plain SQL: two apps at once apply db/schema.sql once; a third run finds it already done", async ({
+    skip,
+  }) => {
+    if (PSQL.path === undefined) return skip(PSQL.missing);
     const recipe = table.get("plain SQL") ?? "";
     const app = scratchDir();
     mkdirSync(join(app, "db"));
@@ -100,7 +106,10 @@ INSERT INTO notes (body) VALUES ('applied');
     expect(await psqlDb().query("SELECT count(*)::int AS n FROM notes")).toEqual([{ n: 1 }]);
   });
 
-  it("plain SQL: ON_ERROR_STOP makes a broken file fail the release, and --single-transaction leaves nothing behind", async () => {
+  it("plain SQL: ON_ERROR_STOP makes a broken file fail the release, and --single-transaction leaves nothing behind", async ({
+    skip,
+  }) => {
+    if (PSQL.path === undefined) return skip(PSQL.missing);
     const recipe = table.get("plain SQL") ?? "";
     const app = scratchDir();
     mkdirSync(join(app, "db"));

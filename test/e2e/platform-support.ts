@@ -4,7 +4,6 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ResultPromise } from "execa";
 import type { TestDatabase } from "../harness/database.js";
 import { ROOT, scratchDir } from "../support/cli.js";
 
@@ -68,33 +67,8 @@ export async function readMigrated(
   };
 }
 
-/** Resolves when the process has written a line matching `pattern` to stderr; rejects if it exits first. */
-export function waitForStderr(child: ResultPromise, pattern: RegExp, timeoutMs = 30_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = "";
-    const timer = setTimeout(
-      () => reject(new Error(`no ${String(pattern)} on stderr within ${timeoutMs} ms:\n${seen}`)),
-      timeoutMs,
-    );
-    const onData = (chunk: Buffer | string) => {
-      seen += chunk.toString();
-      if (pattern.test(seen)) {
-        clearTimeout(timer);
-        child.stderr?.off("data", onData);
-        resolve();
-      }
-    };
-    child.stderr?.on("data", onData);
-    child.then(
-      () => {
-        clearTimeout(timer);
-        if (!pattern.test(seen))
-          reject(new Error(`exited before ${String(pattern)} appeared on stderr:\n${seen}`));
-      },
-      () => undefined,
-    );
-  });
-}
+// One copy of the helper, shared with the other e2e files.
+export { waitForStderr } from "../support/wait.js";
 
 /** A Python that can import Django and psycopg2: Debian's, where a version manager may shadow it. */
 export function findDjangoPython(): string | undefined {

@@ -15,6 +15,7 @@ import {
   type CliKind,
   type CliRun,
 } from "../support/cli.js";
+import { WAITING, waitForStderr } from "../support/wait.js";
 
 const freshDb = useFreshDatabases("run");
 
@@ -97,7 +98,7 @@ describe.each(CLI_KINDS)("run (%s): one owner per release", (cli) => {
     const followers = ["s-admin", "worker", "cron"].map((app) =>
       contender(cli, db, app, ["--release-id", "r2"], { RUN_MIGRATIONS: "false" }),
     );
-    await sleep(1000);
+    await Promise.all(followers.map((f) => waitForStderr(f.process, WAITING)));
     const leader = contender(cli, db, "s-app", ["--release-id", "r2"], { RUN_MIGRATIONS: "true" });
     const runs = await Promise.all([leader, ...followers].map((s) => s.done));
     expect(runs.map((r) => r.exitCode)).toEqual([0, 0, 0, 0]);
@@ -125,7 +126,11 @@ describe.each(CLI_KINDS)("run (%s): one owner per release", (cli) => {
       contender(cli, db, app, ["--release-id", "r4", "--role", "follower"]),
     );
     const autos = ["a1"].map((app) => contender(cli, db, app, ["--release-id", "r4"], { EXIT_CODE: "3" }));
-    await sleep(800);
+    // The followers wait; the auto either waits too or, first to the lock, runs.
+    await Promise.all([
+      ...followers.map((f) => waitForStderr(f.process, WAITING)),
+      ...autos.map((a) => waitForStderr(a.process, /; waiting for |; running migrate/)),
+    ]);
     const leader = contender(cli, db, "lead", ["--release-id", "r4", "--role", "leader"], { EXIT_CODE: "3" });
     const runs = await Promise.all([leader, ...autos, ...followers].map((s) => s.done));
     // Whoever took the lock first (the auto or the leader) ran and exited 3. If the auto ran first, the

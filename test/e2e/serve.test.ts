@@ -4,7 +4,7 @@
 // (Debian's chromium, driven by playwright-core) with basic auth credentials: what it shows, that it
 // refreshes by itself, and its screenshot for the README; without credentials it gets 401.
 
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,8 +12,11 @@ import { createTestDatabase, useTestDatabase, type TestDatabase } from "../harne
 import { freePort } from "../../demo/free-port.js";
 import { startPostgres } from "../harness/postgres.js";
 import { BUMP, ROOT, scratchDir, sleep, startCli, type StartedCli } from "../support/cli.js";
+import { findTool } from "../support/tools.js";
+import { WAITING, waitForStderr } from "../support/wait.js";
 
-const CHROMIUM = "/usr/bin/chromium";
+// Debian's chromium (.ci/run installs it); without it, outside CI, the browser test is skipped.
+const CHROMIUM = findTool("chromium");
 // Every run saves the page to test-output/ (git-ignored); UPDATE_SCREENSHOTS=1 also refreshes the README's copy.
 const SCREENSHOTS = [
   join(ROOT, "test-output/status-page.png"),
@@ -92,17 +95,32 @@ const leaderRunning = (database: TestDatabase, releaseId: string) =>
     return rows.length > 0 ? true : undefined;
   });
 
-/** A leader and a follower of one release, the follower started once the leader runs; their exit codes. */
+/**
+ * A leader and a follower of one release, the follower started once the leader runs; their exit codes.
+ * The leader's command ends when its gate (the file $GATE) opens: once the follower waits, or, with
+ * `openWhen: "follower-exited"`, once it gave up; never after a fixed time, which a loaded machine outlasts.
+ */
 async function leaderAndFollower(
   releaseId: string,
   leader: string[],
   follower: string[] = [],
   leaderEnv: Record<string, string> = {},
   cwd?: string,
+  openWhen: "follower-waits" | "follower-exited" = "follower-waits",
 ): Promise<[number, number]> {
-  const led = run(db(), "s-app", releaseId, ["--role", "leader", ...leader], leaderEnv, cwd);
+  const gate = join(scratchDir(), "open");
+  const led = run(
+    db(),
+    "s-app",
+    releaseId,
+    ["--role", "leader", ...leader],
+    { GATE: gate, ...leaderEnv },
+    cwd,
+  );
   await leaderRunning(db(), releaseId);
   const waited = run(db(), "s-admin", releaseId, ["--role", "follower", ...follower]);
+  await (openWhen === "follower-waits" ? waitForStderr(waited.process, WAITING) : waited.done);
+  writeFileSync(gate, "");
   const [a, b] = await Promise.all([led.done, waited.done]);
   return [a.exitCode, b.exitCode];
 }
@@ -156,17 +174,24 @@ beforeAll(async () => {
   writeFileSync(
     join(app, "migrate.mjs"),
     [
+      `import { existsSync } from "node:fs";`,
       `console.log("== 20251121120000 AddBioToUsers: migrating =====");`,
       `console.log(${JSON.stringify(HOSTILE)});`,
-      `setTimeout(() => { console.error(${JSON.stringify(PG_ERROR)}); process.exit(3); }, 1000);`,
+      `const gate = setInterval(() => { if (!existsSync(process.env.GATE)) return; clearInterval(gate); console.error(${JSON.stringify(PG_ERROR)}); process.exit(3); }, 50);`,
     ].join("\n"),
   );
   expect(await leaderAndFollower("8b41d07", ["--", "node", "migrate.mjs"], [], {}, app)).toEqual([3, 76]);
   // 3. s-admin gives up after 1 s while s-app still migrates: exit 75.
+  const gated = ["sh", "-c", 'until [ -e "$GATE" ]; do sleep 0.05; done; exec "$0" "$1"'];
   expect(
-    await leaderAndFollower("c9e2f44", ["--", process.execPath, BUMP], ["--wait-timeout", "1s"], {
-      SLEEP_MS: "3000",
-    }),
+    await leaderAndFollower(
+      "c9e2f44",
+      ["--", ...gated, process.execPath, BUMP],
+      ["--wait-timeout", "1s"],
+      {},
+      undefined,
+      "follower-exited",
+    ),
   ).toEqual([0, 75]);
   // A tail that carries the database URL (as another app's output might): serve must scrub the password.
   password = decodeURIComponent(new URL(db().url).password);
@@ -246,15 +271,14 @@ describe("serve: the release status page", () => {
     expect((await get(`${base}/api/releases`)).status).toBe(200);
   });
 
-  it("renders the history in a real Chromium, refreshes by itself, and saves the README's screenshot", async () => {
-    expect(
-      existsSync(CHROMIUM),
-      `${CHROMIUM} is missing: the status page is tested in Debian's chromium, which .ci/run installs (apt-get install chromium).`,
-    ).toBe(true);
+  it("renders the history in a real Chromium, refreshes by itself, and saves the README's screenshot", async ({
+    skip,
+  }) => {
+    if (CHROMIUM.path === undefined) return skip(CHROMIUM.missing);
     const { releases } = JSON.parse((await get(`${base}/api/releases`)).text) as ReleasesBody;
     const waitedMs = releases[2]?.attempts[0]?.followers[0]?.waitedMs ?? -1;
     browser = await chromium.launch({
-      executablePath: CHROMIUM,
+      executablePath: CHROMIUM.path,
       args: [
         "--headless",
         "--no-sandbox",

