@@ -33,9 +33,9 @@ describe("checkTool", () => {
 describe("staleReason (dist/ against the build's inputs)", () => {
   function tree(): string {
     const root = mkdtempSync(join(tmpdir(), "ro-fresh-"));
-    mkdirSync(join(root, "src", "platform"), { recursive: true });
+    mkdirSync(join(root, "src", "run"), { recursive: true });
     mkdirSync(join(root, "dist"));
-    writeFileSync(join(root, "src", "platform", "a.ts"), "");
+    writeFileSync(join(root, "src", "run", "a.ts"), "");
     writeFileSync(join(root, "tsconfig.json"), "{}");
     writeFileSync(join(root, "dist", "cli.js"), "");
     return root;
