@@ -31,6 +31,31 @@ function marking(dir: string): { args: string[]; count: () => number } {
   };
 }
 
+/**
+ * A ledger (made by a first run) whose lock is owned by a stale attempt of "ghost" for release r1: its
+ * lease expired a minute ago, but a session of its command (its PGAPPNAME) is still connected.
+ */
+async function staleOwnerStillConnected(
+  db: TestDatabase,
+): Promise<{ stale: { id: string }; orphan: pg.Client }> {
+  const setup = await runCli(["run", "--release-id", "setup", "--", "true"], {
+    env: { DATABASE_URL: db.url },
+  });
+  expect(setup.exitCode, setup.stderr).toBe(0);
+  const [stale] = await db.query<{ id: string }>(
+    `INSERT INTO release_orchestrator.attempts (release_id, task, lock_name, app, host, pid, role, backend_pid, status, lease_ms, heartbeat_at)
+     VALUES ('r1', 'migrate', 'release-orchestrator', 'ghost', 'h', 1, 'auto', 1, 'running', 1000, clock_timestamp() - interval '1 minute')
+     RETURNING id`,
+  );
+  if (stale === undefined) throw new Error("the stale attempt was not inserted");
+  const orphan = new pg.Client({
+    connectionString: db.url,
+    application_name: `release-orchestrator attempt ${stale.id}`,
+  });
+  await orphan.connect();
+  return { stale, orphan };
+}
+
 const statuses = (db: TestDatabase) =>
   db.query<{ id: string; release_id: string | null; status: string }>(
     "SELECT id, release_id, status FROM release_orchestrator.attempts ORDER BY id",
@@ -135,18 +160,7 @@ describe("ownership", () => {
   it("takeover after success: an attempt that succeeds while a taker waits on it is never run again", async () => {
     const db = await freshDb("after-success");
     const env = { DATABASE_URL: db.url };
-    expect((await runCli(["run", "--release-id", "setup", "--", "true"], { env })).exitCode).toBe(0);
-    // A stale owner: its lease expired, but its command's session is still connected.
-    const [stale] = await db.query<{ id: string }>(
-      `INSERT INTO release_orchestrator.attempts (release_id, task, lock_name, app, host, pid, role, backend_pid, status, lease_ms, heartbeat_at)
-       VALUES ('r1', 'migrate', 'release-orchestrator', 'ghost', 'h', 1, 'auto', 1, 'running', 1000, clock_timestamp() - interval '1 minute')
-       RETURNING id`,
-    );
-    const orphan = new pg.Client({
-      connectionString: db.url,
-      application_name: `release-orchestrator attempt ${stale!.id}`,
-    });
-    await orphan.connect();
+    const { stale, orphan } = await staleOwnerStillConnected(db);
     try {
       const dir = scratchDir();
       const command = marking(dir);
@@ -163,7 +177,7 @@ describe("ownership", () => {
       // ...when the old leader records success (as it would on a fresh connection), then its session goes.
       await db.query(
         "UPDATE release_orchestrator.attempts SET status = 'succeeded', exit_code = 0, finished_at = clock_timestamp() WHERE id = $1",
-        [stale!.id],
+        [stale.id],
       );
       await orphan.end();
       const run = await taker.done;
@@ -179,17 +193,7 @@ describe("ownership", () => {
   it("--wait-timeout bounds a takeover: an orphaned command's session that never leaves ends in 75, said once", async () => {
     const db = await freshDb("takeover-timeout");
     const env = { DATABASE_URL: db.url };
-    expect((await runCli(["run", "--release-id", "setup", "--", "true"], { env })).exitCode).toBe(0);
-    const [stale] = await db.query<{ id: string }>(
-      `INSERT INTO release_orchestrator.attempts (release_id, task, lock_name, app, host, pid, role, backend_pid, status, lease_ms, heartbeat_at)
-       VALUES ('r1', 'migrate', 'release-orchestrator', 'ghost', 'h', 1, 'auto', 1, 'running', 1000, clock_timestamp() - interval '1 minute')
-       RETURNING id`,
-    );
-    const orphan = new pg.Client({
-      connectionString: db.url,
-      application_name: `release-orchestrator attempt ${stale!.id}`,
-    });
-    await orphan.connect();
+    const { orphan } = await staleOwnerStillConnected(db);
     try {
       const run = await runCli(["run", "--release-id", "r1", "--wait-timeout", "3s", "--", "true"], {
         env: { ...env, RELEASE_APP_NAME: "taker" },
