@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
 import { startPostgres, type PostgresServer } from "../harness/postgres.js";
 import { ROOT, sleep, startCli } from "../support/cli.js";
+import { WAITING, waitForStderr } from "../support/wait.js";
 
 const HOLD = join(ROOT, "test/fixtures/hold.mjs");
 let server: PostgresServer;
@@ -63,6 +64,8 @@ describe("PostgreSQL restarts", () => {
       const db = await freshDb("followers");
       const followers = ["f1", "f2"].map((app) => contender(db, app, ["--role", "follower"]));
       await connected(db, ["f1", "f2"]);
+      // Waiting means having read the ledger, not only connected: a restart in between would be a first read.
+      await Promise.all(followers.map((f) => waitForStderr(f.process, WAITING)));
       await restart();
       const leader = contender(db, "lead", ["--role", "leader"]);
       const runs = await Promise.all([leader, ...followers].map((s) => s.done));
@@ -85,6 +88,8 @@ describe("PostgreSQL restarts", () => {
       await started(db);
       const followers = ["f1", "f2"].map((app) => contender(db, app, ["--role", "follower"]));
       await connected(db, ["f1", "f2"]);
+      // Waiting means having read the ledger, not only connected: a restart in between would be a first read.
+      await Promise.all(followers.map((f) => waitForStderr(f.process, WAITING)));
       await restart();
       const runs = await Promise.all([leader, ...followers].map((s) => s.done));
       expect(
@@ -104,6 +109,7 @@ describe("PostgreSQL restarts", () => {
       await started(db);
       const others = ["a1", "a2"].map((app) => contender(db, app, []));
       await connected(db, ["a1", "a2"]);
+      await Promise.all(others.map((f) => waitForStderr(f.process, WAITING)));
       await restart();
       const runs = await Promise.all([first, ...others].map((s) => s.done));
       expect(
