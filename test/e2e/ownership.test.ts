@@ -8,19 +8,10 @@ import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
 import { ROOT, runCli, scratchDir, startCli, type CliRun } from "../support/cli.js";
+import { waitFor } from "../support/wait.js";
 
 const freshDb = useFreshDatabases("ownership");
 const LEDGER_010 = readFileSync(join(ROOT, "test/fixtures/ledger-0.1.0.sql"), "utf8");
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** A command that appends a line to a file when it runs, so a test can count executions. */
 function marking(dir: string): { args: string[]; count: () => number } {
@@ -150,7 +141,7 @@ describe("ownership", () => {
     ]);
     expect([...first, ...later].map((r) => r.exitCode)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 75, 0, 0, 0, 0]);
     // Every process has exited, so its statistics are flushed; allow the collector a moment.
-    const after = await until("statistics", async () => {
+    const after = await waitFor("statistics", async () => {
       const n = await rollbacks();
       return n >= before ? n : undefined;
     });
@@ -171,7 +162,7 @@ describe("ownership", () => {
       // The taker is waiting out the orphan session (observable in its output)...
       let stderr = "";
       taker.process.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-      await until("the taker to wait for the orphan", () =>
+      await waitFor("the taker to wait for the orphan", () =>
         Promise.resolve(/its command is still connected/.test(stderr) ? true : undefined),
       );
       // ...when the old leader records success (as it would on a fresh connection), then its session goes.
@@ -221,7 +212,7 @@ describe("ownership", () => {
       ],
       { env: { DATABASE_URL: db.url, RELEASE_APP_NAME: "s-app" } },
     );
-    await until("the attempt to run", async () =>
+    await waitFor("the attempt to run", async () =>
       (await statuses(db).catch(() => [])).some((a) => a.status === "running") ? true : undefined,
     );
     leader.process.kill("SIGINT");

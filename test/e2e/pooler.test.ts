@@ -8,9 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTestDatabase, type TestDatabase } from "../harness/database.js";
-import { BUMP, runCli, sleep, startCli, type CliRun } from "../support/cli.js";
+import { BUMP, runCli, startCli, type CliRun } from "../support/cli.js";
 import { startBouncer, type Bouncer } from "../support/pgbouncer.js";
 import { requireTool } from "../support/tools.js";
+import { waitFor } from "../support/wait.js";
 
 const MODES = [
   { name: "transaction mode, pool size 1", poolMode: "transaction", poolSize: 1 },
@@ -150,11 +151,14 @@ describe("one owner through any pooler", () => {
         ],
         { env: { DATABASE_URL: url, RELEASE_APP_NAME: "doomed", MARKS: marks } },
       );
-      const deadline = Date.now() + 30_000;
-      while ((await attemptsOf(db(), killed).catch(() => [])).every((a) => a.status !== "running")) {
-        if (Date.now() > deadline) throw new Error("the leader never recorded a running attempt");
-        await sleep(20);
-      }
+      await waitFor(
+        "the leader's running attempt",
+        async () =>
+          (await attemptsOf(db(), killed).catch(() => [])).some((a) => a.status === "running")
+            ? true
+            : undefined,
+        30_000,
+      );
       leader.process.kill("SIGKILL");
       await leader.done;
 

@@ -10,6 +10,7 @@ import { Ledger, type NewAttempt } from "../../src/ledger.js";
 import { provesOwnSession } from "../../src/lock.js";
 import { deriveLockKey } from "../../src/lock-key.js";
 import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
+import { waitFor } from "../support/wait.js";
 
 const freshDb = useFreshDatabases("ledger");
 const clients: pg.Client[] = [];
@@ -183,10 +184,10 @@ describe("ledger", () => {
     expect(state.holder?.lease?.sessionGone).toBe(false);
     expect((await ledger.renew(a, owned!.id)).lockHeld).toBe(true);
     await a.end();
-    for (let i = 0; i < 100 && state.holder?.lease?.sessionGone !== true; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      state = await ledger.readState(b, q);
-    }
+    state = await waitFor("the lock session to be seen gone", async () => {
+      const now = await ledger.readState(b, q);
+      return now.holder?.lease?.sessionGone === true ? now : undefined;
+    });
     expect(state.holder?.lease?.sessionGone).toBe(true);
     // A lost session alone does not let anyone take over: the lease still runs.
     expect(await ledger.abandon(b, owned!.id)).toBe(false);
@@ -215,11 +216,9 @@ describe("ledger", () => {
     expect(await ledger.abandon(b, owned!.id)).toBe(false);
     await here.end();
     // Its backend leaves pg_stat_activity a moment after the socket closes.
-    let taken = false;
-    for (let i = 0; i < 250 && !taken; i++) {
-      taken = await ledger.abandon(b, owned!.id);
-      if (!taken) await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    const taken = await waitFor("the takeover once the session has left", async () =>
+      (await ledger.abandon(b, owned!.id)) ? true : undefined,
+    );
     expect(taken).toBe(true);
     expect((await elsewhere.query("SELECT 1 AS ok")).rows).toEqual([{ ok: 1 }]);
   });
