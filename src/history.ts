@@ -3,7 +3,8 @@
 
 import type pg from "pg";
 import { quoteIdent } from "./db.js";
-import { isMissingLedger } from "./ledger.js";
+import { describeBlock, type Blocked } from "./blocking.js";
+import { followerLastSeenSql, followerOutcomeSql, followerWaitedSql, isMissingLedger } from "./ledger.js";
 
 export interface FollowerOutcomeRow {
   id: number;
@@ -12,10 +13,20 @@ export interface FollowerOutcomeRow {
   pid: number;
   role: string;
   mode: string;
+  /** How it ended, or "waiting" while it waits (heartbeat fresh), or "gone" (no heartbeat for WAITER_GONE_MS). */
   outcome: string;
-  exitCode: number;
+  /** null while waiting, when gone, and for a waiter that became the leader. */
+  exitCode: number | null;
+  /** Until now for a live waiter; until its last heartbeat for a gone one. */
   waitedMs: number;
+  /** When it ended; for a waiter, its last heartbeat. */
   recordedAt: string;
+  /** When it started waiting (null for rows written before waiters were live, and for skips). */
+  startedAt: string | null;
+  /** The attempt it waited on, if any. */
+  attemptId: number | null;
+  releaseId: string | null;
+  task: string;
 }
 
 export interface AttemptRecord {
@@ -39,6 +50,10 @@ export interface AttemptRecord {
   finishedAt: string | null;
   durationMs: number | null;
   outputTail: string | null;
+  /** Running attempts: what a command session has waited on for a few seconds, seen at the last renewal. */
+  blocked: Blocked | null;
+  /** The same, in the sentence the run prints (with the fix). */
+  blockedText: string | null;
   followers: FollowerOutcomeRow[];
 }
 
@@ -82,6 +97,8 @@ interface AttemptRow {
   finished_at: Date | null;
   duration_ms: number | null;
   output_tail: string | null;
+  blocked: Blocked | null;
+  now: Date;
 }
 
 interface OutcomeRow {
@@ -95,12 +112,21 @@ interface OutcomeRow {
   mode: string;
   attempt_id: string | null;
   outcome: string;
-  exit_code: number;
+  exit_code: number | null;
   waited_ms: number;
   recorded_at: Date;
+  started_at: Date | null;
 }
 
-function toOutcome(row: OutcomeRow): FollowerOutcomeRow {
+/** The follower rows' columns as readers see them: a waiter's state and wait computed by the database clock. */
+export function followerColumns(f: string): string {
+  return `${f}.id, ${f}.release_id, ${f}.task, ${f}.app, ${f}.host, ${f}.pid, ${f}.role, ${f}.mode, ${f}.attempt_id,
+          ${followerOutcomeSql(f)} AS outcome, ${f}.exit_code, ${followerWaitedSql(f)} AS waited_ms,
+          CASE WHEN ${f}.outcome = 'waiting' THEN ${followerLastSeenSql(f)} ELSE ${f}.recorded_at END AS recorded_at,
+          ${f}.started_at`;
+}
+
+export function toOutcome(row: OutcomeRow): FollowerOutcomeRow {
   return {
     id: Number(row.id),
     app: row.app,
@@ -112,6 +138,10 @@ function toOutcome(row: OutcomeRow): FollowerOutcomeRow {
     exitCode: row.exit_code,
     waitedMs: row.waited_ms,
     recordedAt: row.recorded_at.toISOString(),
+    startedAt: row.started_at?.toISOString() ?? null,
+    attemptId: row.attempt_id === null ? null : Number(row.attempt_id),
+    releaseId: row.release_id,
+    task: row.task,
   };
 }
 
@@ -128,7 +158,8 @@ export async function readAttempts(
       `SELECT id, release_id, task, app, host, pid, role, command, status, exit_code, signal, started_at,
               heartbeat_at, lock_backend_pid,
               CASE WHEN status = 'running' THEN heartbeat_at + lease_ms * interval '1 millisecond' END AS lease_ends_at,
-              finished_at, duration_ms, ${filter.includeOutput === false ? "NULL AS output_tail" : "output_tail"}
+              finished_at, duration_ms, ${filter.includeOutput === false ? "NULL AS output_tail" : "output_tail"},
+              CASE WHEN status = 'running' THEN blocked END AS blocked, clock_timestamp() AS now
          FROM ${s}.attempts
         WHERE ($1::text IS NULL OR release_id = $1 OR release_id LIKE $1 || '%')
           AND ($2::text IS NULL OR task = $2)
@@ -140,7 +171,7 @@ export async function readAttempts(
     );
     const ids = attempts.rows.map((row) => row.id);
     const outcomes = await client.query<OutcomeRow>(
-      `SELECT * FROM ${s}.follower_outcomes WHERE attempt_id = ANY ($1::bigint[]) ORDER BY id`,
+      `SELECT ${followerColumns("f")} FROM ${s}.follower_outcomes f WHERE f.attempt_id = ANY ($1::bigint[]) ORDER BY f.id`,
       [ids],
     );
     const byAttempt = new Map<string, FollowerOutcomeRow[]>();
@@ -167,6 +198,8 @@ export async function readAttempts(
       finishedAt: row.finished_at?.toISOString() ?? null,
       durationMs: row.duration_ms,
       outputTail: row.output_tail,
+      blocked: row.blocked,
+      blockedText: row.blocked === null ? null : describeBlock(row.blocked, row.now.toISOString()),
       followers: byAttempt.get(row.id) ?? [],
     }));
   } catch (error) {
@@ -187,7 +220,7 @@ export async function readReleases(
   try {
     others = (
       await client.query<OutcomeRow>(
-        `SELECT * FROM ${s}.follower_outcomes WHERE attempt_id IS NULL ORDER BY id DESC LIMIT 500`,
+        `SELECT ${followerColumns("f")} FROM ${s}.follower_outcomes f WHERE f.attempt_id IS NULL ORDER BY f.id DESC LIMIT 500`,
       )
     ).rows;
   } catch (error) {
@@ -217,4 +250,18 @@ export async function readReleases(
     release?.others.push(toOutcome(row));
   }
   return [...releases.values()].sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+}
+
+/** The processes recorded as waiting now (outcome "waiting") or that stopped beating ("gone"), oldest first. */
+export async function readWaiters(client: pg.Client, schema: string): Promise<FollowerOutcomeRow[]> {
+  try {
+    const result = await client.query<OutcomeRow>(
+      `SELECT ${followerColumns("f")} FROM ${quoteIdent(schema)}.follower_outcomes f
+        WHERE f.outcome = 'waiting' ORDER BY f.id`,
+    );
+    return result.rows.map(toOutcome);
+  } catch (error) {
+    if (isMissingLedger(error)) return [];
+    throw error;
+  }
 }

@@ -6,7 +6,14 @@ import { parseDatabaseUrl, passwordOf, type Config, type Environment } from "./c
 import { applicationName, connect, connectionSettings, describeTarget } from "./db.js";
 import { ReleaseError } from "./errors.js";
 import { formatDuration } from "./duration.js";
-import { readAttempts, type AttemptRecord, type HistoryFilter } from "./history.js";
+import { describeBlock } from "./blocking.js";
+import {
+  readAttempts,
+  readWaiters,
+  type AttemptRecord,
+  type FollowerOutcomeRow,
+  type HistoryFilter,
+} from "./history.js";
 import { provesOwnSession, readLeakedLocks, readLockHolder, type LockHolder } from "./lock.js";
 import { deriveLockKey, type LockKey } from "./lock-key.js";
 import { resolveReleaseId } from "./release-id.js";
@@ -32,6 +39,8 @@ export async function withClient<T>(
 export interface StatusReport {
   lock: { name: string; key: LockKey; holder: LockHolder | null };
   running: (AttemptRecord & { heartbeatAgeMs: number })[];
+  /** Processes recorded as waiting: "waiting" (heartbeat fresh) or "gone" (killed, or lost their connection). */
+  waiters: FollowerOutcomeRow[];
   latest: AttemptRecord[];
   ledger: { schema: string; exists: boolean };
   now: string;
@@ -48,6 +57,7 @@ export async function readStatus(client: pg.Client, config: Config, limit = 10):
   const now =
     (await client.query<{ now: Date }>("SELECT clock_timestamp() AS now")).rows[0]?.now ?? new Date();
   const recent = await readAttempts(client, config.schema, { limit: 200, includeOutput: false });
+  const waiters = await readWaiters(client, config.schema);
   const running = recent
     .filter((a) => a.status === "running")
     .map((a) => ({ ...a, heartbeatAgeMs: now.getTime() - Date.parse(a.heartbeatAt) }));
@@ -63,6 +73,7 @@ export async function readStatus(client: pg.Client, config: Config, limit = 10):
   return {
     lock: { name: config.lockName, key, holder },
     running,
+    waiters,
     latest,
     ledger: { schema: config.schema, exists: exists.rows[0]?.exists === true },
     now: now.toISOString(),
@@ -135,8 +146,10 @@ export function formatStatus(report: StatusReport): string {
         `since ${time(a.startedAt)} (${ago(report.now, a.startedAt)}), lease renewed ${formatDuration(a.heartbeatAgeMs)} ago` +
         leaseNote(report.now, a),
     );
+    if (a.blocked !== null) out.push(`  Blocked: ${describeBlock(a.blocked, report.now)}`);
   }
   if (report.running.length === 0) out.push("Running: nothing.");
+  out.push(...formatWaiters(report));
   out.push("", "Latest attempts:");
   out.push(
     table(
@@ -161,6 +174,27 @@ export function formatStatus(report: StatusReport): string {
   return out.join("\n");
 }
 
+/** Who waits now, for whom and since when; and the waiters that stopped beating (gone). */
+function formatWaiters(report: StatusReport): string[] {
+  if (report.waiters.length === 0) return ["Waiting: nobody."];
+  const live = report.waiters.filter((w) => w.outcome === "waiting").length;
+  const gone = report.waiters.length - live;
+  const lines = [
+    `Waiting: ${live === 1 ? "1 process" : `${live} processes`}${gone === 0 ? "" : ` (and ${gone} gone)`}.`,
+  ];
+  for (const w of report.waiters) {
+    const who = `${w.app} (${w.role}${w.role === "leader" ? "" : `, ${w.mode} mode`}, pid ${w.pid} on ${w.host})`;
+    const forWhat = `${w.attemptId === null ? "a leader" : `attempt #${w.attemptId}`} of ${w.task} for ${w.releaseId ?? "(unversioned)"}`;
+    const start = w.startedAt === null ? "" : ` since ${time(w.startedAt)}`;
+    lines.push(
+      w.outcome === "waiting"
+        ? `  ${who} waits for ${forWhat}${start} (${formatDuration(w.waitedMs)}).`
+        : `  ${who} is gone: no heartbeat since ${time(w.recordedAt)} (${ago(report.now, w.recordedAt)} ago), after waiting ${formatDuration(w.waitedMs)} for ${forWhat}; it was killed or lost its database connection.`,
+    );
+  }
+  return lines;
+}
+
 // --------------------------------------------------------------------------------------------- history
 
 export function formatHistory(attempts: AttemptRecord[]): string {
@@ -177,7 +211,7 @@ export function formatHistory(attempts: AttemptRecord[]): string {
         `↳ ${f.app}`,
         f.role,
         f.outcome,
-        String(f.exitCode),
+        f.exitCode === null ? "-" : String(f.exitCode),
         time(f.recordedAt),
         `waited ${formatDuration(f.waitedMs)}`,
       ]);

@@ -8,6 +8,7 @@ import type pg from "pg";
 import { quoteIdent } from "./db.js";
 import type { AttemptStatus, AttemptView } from "./decide.js";
 import { UnsafeSetupError, UsageError } from "./errors.js";
+import type { Blocked } from "./blocking.js";
 import type { LockKey } from "./lock-key.js";
 
 /** The ledger's schema version; 0.1.0 wrote version 1 (no constraints, no lock signal). */
@@ -73,6 +74,8 @@ export interface NewAttempt {
   command: string;
   /** How long the lease lasts after each renewal. */
   leaseMs: number;
+  /** This process's 'waiting' row, ended as 'became-leader' by the same statement when the claim wins. */
+  waiterId?: number | undefined;
 }
 
 export interface AttemptOutcome {
@@ -104,6 +107,8 @@ export interface FollowerOutcome extends Participant {
 export interface Renewal {
   owned: boolean;
   lockHeld: boolean;
+  /** What one of the command's sessions has waited on for BLOCKED_AFTER_MS or more, if anything. */
+  blocked: Blocked | null;
 }
 
 export class Ledger {
@@ -227,7 +232,8 @@ export class Ledger {
             lease_ms         integer NOT NULL,
             finished_at      timestamptz,
             duration_ms      integer,
-            output_tail      text
+            output_tail      text,
+            blocked          json
           )`);
         await client.query(
           `CREATE INDEX attempts_task_release_idx ON ${s}.attempts (task, release_id, id DESC)`,
@@ -244,15 +250,22 @@ export class Ledger {
             mode        text NOT NULL,
             attempt_id  bigint REFERENCES ${s}.attempts (id),
             outcome     text NOT NULL,
-            exit_code   integer NOT NULL,
+            exit_code   integer,
             waited_ms   integer NOT NULL,
-            recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
+            recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            started_at  timestamptz,
+            heartbeat_at timestamptz
           )`);
         await client.query(`CREATE TABLE ${s}.meta (key text PRIMARY KEY, value text NOT NULL)`);
       } else {
         // From 0.1.0 (version 1): it could record several running or succeeded attempts. Keep the
         // newest running one per lock and the first success per release; mark the others.
         await client.query(`ALTER TABLE ${s}.attempts ADD COLUMN IF NOT EXISTS lock_backend_pid integer`);
+        await client.query(`ALTER TABLE ${s}.attempts ADD COLUMN IF NOT EXISTS blocked json`);
+        await client.query(
+          `ALTER TABLE ${s}.follower_outcomes ALTER COLUMN exit_code DROP NOT NULL,
+             ADD COLUMN IF NOT EXISTS started_at timestamptz, ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz`,
+        );
         await client.query(`ALTER TABLE ${s}.attempts DROP CONSTRAINT IF EXISTS attempts_status_check`);
         await client.query(
           `UPDATE ${s}.attempts a SET status = 'abandoned', finished_at = coalesce(a.finished_at, clock_timestamp())
@@ -282,6 +295,10 @@ export class Ledger {
       await client.query(
         `CREATE UNIQUE INDEX attempts_one_live_per_release ON ${s}.attempts (task, release_id)
           WHERE status IN ('running', 'succeeded')`,
+      );
+      // Live waiters are the rows still 'waiting': status, the page and /metrics look them up often.
+      await client.query(
+        `CREATE INDEX follower_outcomes_waiting_idx ON ${s}.follower_outcomes (task) WHERE outcome = 'waiting'`,
       );
       await client.query(
         `INSERT INTO ${s}.meta (key, value) VALUES ('ledger_version', $1)
@@ -373,7 +390,13 @@ export class Ledger {
                 (release_id, task, lock_name, app, host, pid, role, backend_pid, command, lease_ms, status)
          VALUES ($1, $2, $3, $4, $5, $6, $7, pg_backend_pid(), $8, $9, 'running')
          ON CONFLICT DO NOTHING
-         RETURNING id, started_at)
+         RETURNING id, started_at),
+       led AS (
+         UPDATE ${this.s}.follower_outcomes f
+            SET outcome = 'became-leader', exit_code = NULL, attempt_id = claimed.id,
+                waited_ms = (extract(epoch FROM clock_timestamp() - f.started_at) * 1000)::integer,
+                recorded_at = clock_timestamp(), heartbeat_at = clock_timestamp()
+           FROM claimed WHERE f.id = $11)
        SELECT id, started_at,
               pg_notify($10, json_build_object('event', 'started', 'attempt', id, 'task', $2::text, 'release', $1::text)::text)
          FROM claimed`,
@@ -388,6 +411,7 @@ export class Ledger {
         attempt.command,
         attempt.leaseMs,
         this.channel,
+        attempt.waiterId ?? null,
       ],
     );
     const row = result.rows[0];
@@ -413,15 +437,16 @@ export class Ledger {
    * renewed (an expired lease may already be taken over). Also says whether the lock session holds.
    */
   async renew(client: pg.Client, attemptId: number): Promise<Renewal> {
-    const result = await client.query<{ lock_held: boolean }>(
-      `UPDATE ${this.s}.attempts a SET heartbeat_at = clock_timestamp()
+    const result = await client.query<{ lock_held: boolean; blocked: Blocked | null }>(
+      `UPDATE ${this.s}.attempts a SET heartbeat_at = clock_timestamp(), blocked = (${blockedSql("a")})
         WHERE a.id = $1 AND a.status = 'running' AND ${LEASE_END} > clock_timestamp()
         RETURNING a.lock_backend_pid IS NULL
-               OR (a.lock_backend_pid = pg_backend_pid() AND ${advisoryLock("pg_backend_pid()", 2, 3)}) AS lock_held`,
+               OR (a.lock_backend_pid = pg_backend_pid() AND ${advisoryLock("pg_backend_pid()", 2, 3)}) AS lock_held,
+               a.blocked`,
       [attemptId, this.key.namespace, this.key.key],
     );
     const row = result.rows[0];
-    return { owned: row !== undefined, lockHeld: row?.lock_held === true };
+    return { owned: row !== undefined, lockHeld: row?.lock_held === true, blocked: row?.blocked ?? null };
   }
 
   /** Records the outcome, fenced by the attempt id, and notifies waiters at commit. False if not ours any more. */
@@ -432,7 +457,8 @@ export class Ledger {
             SET status = $2, exit_code = $3, signal = $4, output_tail = $5, finished_at = clock_timestamp(),
                 duration_ms = (extract(epoch FROM clock_timestamp() - started_at) * 1000)::integer
           WHERE id = $1 AND status = 'running'
-          RETURNING id, status, task, release_id)
+          RETURNING id, status, task, release_id),
+       swept AS (${sweepGoneWaiters(this.s)})
        SELECT pg_notify($6, json_build_object('event', 'finished', 'attempt', id, 'status', status, 'task', task, 'release', release_id)::text)
          FROM updated`,
       [attemptId, outcome.status, outcome.exitCode, outcome.signal, outcome.outputTail, this.channel],
@@ -464,11 +490,21 @@ export class Ledger {
     await client.query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [pids]);
   }
 
-  async recordFollowerOutcome(client: pg.Client, outcome: FollowerOutcome): Promise<void> {
+  /**
+   * Records how a process that did not run the command ended. A process that was waiting ends its
+   * own 'waiting' row (`waiterId`); one that never waited gets a new row. One statement either way.
+   */
+  async recordFollowerOutcome(client: pg.Client, outcome: FollowerOutcome, waiterId?: number): Promise<void> {
     try {
       await client.query(
-        `INSERT INTO ${this.s}.follower_outcomes (release_id, task, app, host, pid, role, mode, attempt_id, outcome, exit_code, waited_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+        `WITH ended AS (
+           UPDATE ${this.s}.follower_outcomes
+              SET outcome = $9, exit_code = $10, waited_ms = $11, attempt_id = coalesce($8, attempt_id),
+                  recorded_at = clock_timestamp(), heartbeat_at = clock_timestamp()
+            WHERE id = $12
+            RETURNING id)
+         INSERT INTO ${this.s}.follower_outcomes (release_id, task, app, host, pid, role, mode, attempt_id, outcome, exit_code, waited_ms)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE NOT EXISTS (SELECT 1 FROM ended)`,
         [
           outcome.releaseId ?? null,
           outcome.task,
@@ -481,11 +517,51 @@ export class Ledger {
           outcome.outcome,
           outcome.exitCode,
           Math.round(outcome.waitedMs),
+          waiterId ?? null,
         ],
       );
     } catch (error) {
       if (!isMissingLedger(error)) throw error;
     }
+  }
+
+  /**
+   * Records this process as waiting now (for `attemptId`, or for a leader to appear), with a
+   * heartbeat; the row is ended by recordFollowerOutcome or claim. Returns the row's id.
+   */
+  async startWaiting(
+    client: pg.Client,
+    who: Participant,
+    q: { task: string; releaseId: string | undefined; attemptId: number | undefined },
+  ): Promise<number> {
+    const result = await client.query<{ id: string }>(
+      `INSERT INTO ${this.s}.follower_outcomes
+              (release_id, task, app, host, pid, role, mode, attempt_id, outcome, exit_code, waited_ms, started_at, heartbeat_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'waiting', NULL, 0, clock_timestamp() - $9::integer * interval '1 millisecond', clock_timestamp())
+       RETURNING id`,
+      [
+        q.releaseId ?? null,
+        q.task,
+        who.app,
+        who.host,
+        who.pid,
+        who.role,
+        who.mode,
+        q.attemptId ?? null,
+        Math.round(who.waitedMs),
+      ],
+    );
+    return Number(result.rows[0]?.id);
+  }
+
+  /** A waiter's heartbeat: it still waits, now for `attemptId` if known (a waiter seen as gone comes back). */
+  async beatWaiting(client: pg.Client, waiterId: number, attemptId: number | undefined): Promise<void> {
+    await client.query(
+      `UPDATE ${this.s}.follower_outcomes
+          SET heartbeat_at = clock_timestamp(), outcome = 'waiting', attempt_id = coalesce($2, attempt_id)
+        WHERE id = $1 AND outcome IN ('waiting', 'gone')`,
+      [waiterId, attemptId ?? null],
+    );
   }
 
   /**
@@ -516,6 +592,69 @@ function orphanPids(a: string): string {
   return `SELECT coalesce(json_agg(s.pid), '[]'::json) FROM pg_stat_activity s
            WHERE s.application_name = 'release-orchestrator attempt ' || ${a}.id AND s.pid <> pg_backend_pid()
              AND s.datname = current_database()`;
+}
+
+/** A waiter whose heartbeat is older than this is gone (SIGKILLed, or its connection lost). */
+export const WAITER_GONE_MS = 10_000;
+/** How often a waiter renews its heartbeat (it beats on its polls, at most this often). */
+export const WAITER_BEAT_MS = 2_000;
+/** A command session waiting on a lock this long is reported as blocked. */
+export const BLOCKED_AFTER_MS = 3_000;
+
+/** SQL: whether follower row `f` is a waiter without a heartbeat for WAITER_GONE_MS (by the database clock). */
+function isGoneSql(f: string): string {
+  return `(${f}.outcome = 'waiting' AND ${f}.heartbeat_at + interval '${WAITER_GONE_MS} milliseconds' <= clock_timestamp())`;
+}
+
+/** SQL: a follower row `f`'s outcome as readers see it: a 'waiting' row without a recent heartbeat is 'gone'. */
+export function followerOutcomeSql(f: string): string {
+  return `CASE WHEN ${isGoneSql(f)} THEN 'gone' ELSE ${f}.outcome END`;
+}
+
+/** SQL: when a waiter was last known to wait: now while it beats, its last heartbeat once gone. */
+export function followerLastSeenSql(f: string): string {
+  return `CASE WHEN ${isGoneSql(f)} THEN ${f}.heartbeat_at ELSE clock_timestamp() END`;
+}
+
+/** SQL: how long a follower row `f` waited: for a live waiter until now, for a gone one until its last heartbeat. */
+export function followerWaitedSql(f: string): string {
+  return `CASE WHEN ${f}.outcome = 'waiting'
+               THEN (extract(epoch FROM ${followerLastSeenSql(f)} - ${f}.started_at) * 1000)::integer
+               ELSE ${f}.waited_ms END`;
+}
+
+/** SQL: marks 'gone' the waiting rows without a recent heartbeat (run when an attempt ends). */
+function sweepGoneWaiters(s: string): string {
+  return `UPDATE ${s}.follower_outcomes f
+             SET outcome = 'gone', recorded_at = f.heartbeat_at,
+                 waited_ms = (extract(epoch FROM f.heartbeat_at - f.started_at) * 1000)::integer
+           WHERE ${isGoneSql("f")}`;
+}
+
+/**
+ * SQL: a JSON object (Blocked) when one of attempt `a`'s command sessions has waited on a lock for
+ * BLOCKED_AFTER_MS or more, naming the session that blocks it (pg_blocking_pids); else NULL. Of
+ * several blockers, the one that is not itself waiting (the head of the queue), oldest transaction first.
+ * `waitstart` is read through to_jsonb: PostgreSQL before 14 has no such column (query_start then).
+ */
+function blockedSql(a: string): string {
+  return `SELECT json_build_object(
+             'pid', w.pid, 'since', w.since, 'lockType', w.locktype, 'mode', w.mode, 'relation', w.relation,
+             'seenAt', clock_timestamp(),
+             'blocker', json_build_object('pid', b.pid, 'applicationName', b.application_name, 'state', b.state,
+                          'stateSince', b.state_change, 'xactStart', b.xact_start,
+                          'waiting', b.wait_event_type IS NOT DISTINCT FROM 'Lock'))
+            FROM (SELECT s.pid, l.locktype, l.mode,
+                         CASE WHEN l.relation IS NOT NULL THEN l.relation::regclass::text END AS relation,
+                         coalesce((to_jsonb(l) ->> 'waitstart')::timestamptz, s.query_start) AS since
+                    FROM pg_stat_activity s JOIN pg_locks l ON l.pid = s.pid AND NOT l.granted
+                   WHERE s.application_name = 'release-orchestrator attempt ' || ${a}.id
+                     AND s.datname = current_database()) w
+            CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS bp(pid)
+            JOIN pg_stat_activity b ON b.pid = bp.pid
+           WHERE w.since <= clock_timestamp() - interval '${BLOCKED_AFTER_MS} milliseconds'
+           ORDER BY w.since, b.wait_event_type IS NOT DISTINCT FROM 'Lock', b.xact_start NULLS LAST
+           LIMIT 1`;
 }
 
 /** The DDL lock's key: next to the run lock's, in the same two-int4 space. */

@@ -3,7 +3,7 @@
 
 import type pg from "pg";
 import { quoteIdent } from "./db.js";
-import { isMissingLedger } from "./ledger.js";
+import { followerOutcomeSql, isMissingLedger } from "./ledger.js";
 import { readLockHolder } from "./lock.js";
 import type { LockKey } from "./lock-key.js";
 
@@ -23,12 +23,8 @@ export interface MetricsSnapshot {
   lastSuccess: { task: string; seconds: number }[];
   /** Per task that has attempts: running attempts whose lease (last heartbeat + lease) has not run out. */
   leases: { task: string; held: number }[];
-  /**
-   * Per task: processes waiting now. undefined while the ledger does not record live waiters (followers
-   * are recorded only when they finish): the metric is then described but has no sample, which
-   * Prometheus reads as "unknown", never as a false 0.
-   */
-  waiters: { task: string; count: number }[] | undefined;
+  /** Per task that has attempts or waiters: processes waiting now (a 'waiting' row with a fresh heartbeat). */
+  waiters: { task: string; count: number }[];
   /** Finished attempts with a duration, by task and status: cumulative bucket counts (DURATION_BUCKETS_SECONDS). */
   durations: { task: string; status: string; buckets: number[]; count: number; sumSeconds: number }[];
 }
@@ -109,10 +105,8 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
     family(
       `${PREFIX}_waiters`,
       "gauge",
-      snapshot.waiters === undefined
-        ? "Processes waiting now, by task. No sample yet: this ledger records a follower only when it finishes."
-        : "Processes waiting now, by task.",
-      (snapshot.waiters ?? []).map((w) => [{ task: w.task }, w.count]),
+      "Processes waiting now for an attempt's outcome, by task (a waiter that stopped its heartbeat is gone, not counted).",
+      snapshot.waiters.map((w) => [{ task: w.task }, w.count]),
     ),
     family(
       `${PREFIX}_attempt_duration_seconds`,
@@ -156,13 +150,21 @@ export async function readMetrics(
     attempts: [],
     lastSuccess: [],
     leases: [],
-    waiters: undefined,
+    waiters: [],
     durations: [],
   };
   const s = quoteIdent(schema);
   let counts: AttemptCountRow[];
   let buckets: BucketRow[];
+  let waiting: { task: string; count: number }[];
   try {
+    waiting = (
+      await client.query<{ task: string; count: number }>(
+        `SELECT f.task, count(*)::int AS count FROM ${s}.follower_outcomes f
+          WHERE ${followerOutcomeSql("f")} = 'waiting' AND f.outcome = 'waiting'
+          GROUP BY f.task ORDER BY f.task`,
+      )
+    ).rows;
     counts = (
       await client.query<AttemptCountRow>(
         `SELECT task, status, count(*)::int AS count,
@@ -213,6 +215,11 @@ export async function readMetrics(
     }
   }
   snapshot.leases = [...leases].map(([task, held]) => ({ task, held }));
+  const waiters = new Map<string, number>([...leases.keys()].map((task) => [task, 0]));
+  for (const w of waiting) waiters.set(w.task, w.count);
+  snapshot.waiters = [...waiters]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([task, count]) => ({ task, count }));
   snapshot.lastSuccess = [...lastSuccess].map(([task, seconds]) => ({ task, seconds }));
   return snapshot;
 }

@@ -86,6 +86,7 @@ async function resolve(input: RunInput): Promise<RunContext> {
     ledger: new Ledger(config.schema, key),
     startedMs,
     deadline: startedMs + config.waitTimeoutMs,
+    waiting: { id: undefined, attemptId: undefined, beatAtMs: 0 },
   };
 }
 
@@ -169,7 +170,10 @@ async function claim(ctx: RunContext, link: Link) {
       role: config.role,
       command: commandText,
       leaseMs,
+      waiterId: ctx.waiting.id,
     }),
   );
-  return claimed === undefined ? undefined : { id: claimed.id, command, commandText, leaseMs };
+  if (claimed === undefined) return undefined;
+  ctx.waiting.id = undefined; // the claim ended this process's waiting row as 'became-leader'
+  return { id: claimed.id, command, commandText, leaseMs };
 }

@@ -101,6 +101,9 @@ main { max-width: 1180px; margin: 0 auto; padding: 16px 24px 48px; }
   box-shadow: inset 0 0 0 1px var(--fail);
 }
 .bar.wait.timeout { --fail: var(--warn); }
+.bar.wait.gone { opacity: 0.45; box-shadow: inset 0 0 0 1px var(--fail); }
+.bar.wait.waiting { animation: crawl 1s linear infinite; background-size: 8.5px 8.5px; }
+.lane .what .blocked { display: block; font-weight: 500; }
 .axis { display: grid; grid-template-columns: 9rem minmax(0, 1fr) 21rem; gap: 12px; font-size: 11px; color: var(--muted); }
 .axis .ticks { display: flex; justify-content: space-between; }
 details.output { margin-top: 6px; border: 1px solid transparent; border-radius: 6px; }
@@ -207,7 +210,10 @@ const SCRIPT = String.raw`
       var a = item.a;
       add(span, el("b", null, "led"), " \u00b7 ");
       if (a.status === "succeeded") add(span, "ran " + duration(item.end - item.start) + " \u00b7 exit 0");
-      else if (a.status === "running") add(span, "running for " + duration(now - item.start));
+      else if (a.status === "running") {
+        add(span, "running for " + duration(now - item.start));
+        if (a.blockedText) add(span, " \u00b7 ", el("span", "bad blocked", "blocked: " + a.blockedText));
+      }
       else add(span, el("span", "bad", a.status + ", " + exitText(a)), " after " + duration(item.end - item.start));
       return span;
     }
@@ -230,8 +236,19 @@ const SCRIPT = String.raw`
       case "already-done":
         add(span, el("b", null, "already done"), leader);
         break;
+      case "waiting":
+        add(span, el("b", null, "waiting " + waited), (item.attempt ? leader : " for a leader") +
+          (f.startedAt ? " since " + clock(Date.parse(f.startedAt)) : ""));
+        break;
+      case "gone":
+        add(span, el("span", "bad", "gone after waiting " + waited), leader +
+          " (no heartbeat since " + clock(Date.parse(f.recordedAt)) + ": killed, or lost its connection)");
+        break;
+      case "became-leader":
+        add(span, el("b", null, "waited " + waited), leader + ", then led");
+        break;
       default:
-        add(span, el("b", null, f.outcome + " after " + waited), leader + " (exit " + f.exitCode + ")");
+        add(span, el("b", null, f.outcome + " after " + waited), leader + (f.exitCode === null ? "" : " (exit " + f.exitCode + ")"));
     }
     return span;
   }

@@ -42,6 +42,8 @@ export interface RunContext {
   startedMs: number;
   /** When waiting ends with 75 (Date.now() scale). */
   deadline: number;
+  /** This process's live 'waiting' row in the ledger, once it waits: its id, whom it waits for, its last heartbeat. */
+  waiting: { id: number | undefined; attemptId: number | undefined; beatAtMs: number };
 }
 
 export function result(

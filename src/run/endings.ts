@@ -146,12 +146,9 @@ async function record(
   exitCode: number,
   attemptId: number | undefined,
 ): Promise<void> {
-  await ctx.ledger.recordFollowerOutcome(client, {
-    ...participant(ctx),
-    releaseId: ctx.release?.id,
-    task: ctx.config.task,
-    attemptId,
-    outcome,
-    exitCode,
-  });
+  await ctx.ledger.recordFollowerOutcome(
+    client,
+    { ...participant(ctx), releaseId: ctx.release?.id, task: ctx.config.task, attemptId, outcome, exitCode },
+    ctx.waiting.id,
+  );
 }

@@ -4,11 +4,12 @@
 // longer be proven, early enough that the command is stopped before the lease can expire.
 
 import { setTimeout as sleep } from "node:timers/promises";
+import { describeBlock, sameBlock, type Blocked } from "../blocking.js";
 import { isConnectionLoss } from "../db.js";
 import { formatDuration } from "../duration.js";
 import type { AttemptOutcome } from "../ledger.js";
 import { unlock } from "../lock.js";
-import type { RunContext } from "./context.js";
+import { fields, type RunContext } from "./context.js";
 import type { Link } from "./link.js";
 
 /** How often the leader renews its lease, and how long one renewal may take. */
@@ -72,6 +73,7 @@ export async function withOwnership<T>(
     client.on("end", onLockSessionEnd);
   }
 
+  const blocking = new BlockReport(ctx, attemptId);
   let renewing = true;
   const stopRenewing = new AbortController();
   const renewals = (async () => {
@@ -91,7 +93,10 @@ export async function withOwnership<T>(
         const renewal = await withTimeout(ledger.renew(current, attemptId), RENEW_TIMEOUT_MS);
         if (!renewal.owned) lose("its lease expired or was taken over");
         else if (!renewal.lockHeld) lose("this session no longer holds the advisory lock");
-        else lastRenewed = sent;
+        else {
+          lastRenewed = sent;
+          blocking.seen(renewal.blocked);
+        }
       } catch (error) {
         if (lockHeld) {
           lose(`the lock session did not answer (${(error as Error).message})`);
@@ -159,6 +164,38 @@ export async function withOwnership<T>(
         );
       }
     }
+  }
+}
+
+/** How often a block that lasts is said again (with its new duration). */
+const BLOCK_REMINDER_MS = 30_000;
+
+/** Says when the command becomes blocked on a lock, by whom, again every 30 s while it lasts, and when it ends. */
+class BlockReport {
+  private current: Blocked | null = null;
+  private saidAt = 0;
+
+  constructor(
+    private readonly ctx: RunContext,
+    private readonly attemptId: number,
+  ) {}
+
+  seen(blocked: Blocked | null): void {
+    const { reporter } = this.ctx;
+    const changed = !sameBlock(this.current, blocked);
+    if (blocked !== null && (changed || Date.now() - this.saidAt >= BLOCK_REMINDER_MS)) {
+      reporter.warn(
+        `blocked: ${describeBlock(blocked)}`,
+        fields(this.ctx, "blocked", this.attemptId, { blocked }),
+      );
+      this.saidAt = Date.now();
+    } else if (blocked === null && this.current !== null) {
+      reporter.info(
+        `no longer blocked: backend pid ${this.current.pid} got its lock or stopped waiting.`,
+        fields(this.ctx, "unblocked", this.attemptId),
+      );
+    }
+    this.current = blocked;
   }
 }
 

@@ -1,10 +1,12 @@
 // The steps that do not end a run: taking over a stale owner, ending its command's sessions, and
 // waiting once (listen or poll, by the pure plan) before the ledger is read again.
 
+import type pg from "pg";
 import type { AttemptView, Decision } from "../decide.js";
 import { planWait } from "../decide.js";
 import { notifyOutcome } from "../notify.js";
-import { fields, type RunContext } from "./context.js";
+import { WAITER_BEAT_MS } from "../ledger.js";
+import { fields, participant, type RunContext } from "./context.js";
 import type { Link } from "./link.js";
 import { describeAttempt, type Progress } from "./progress.js";
 
@@ -62,6 +64,7 @@ export async function waitOnce(
       link.crowdChecked = true;
       if (!link.crowded) link.crowded = await ctx.ledger.isCrowded(client, ctx.reporter);
     }
+    await keepWaiting(ctx, client, decision.on?.id);
     const plan = planWait({
       sessionProven: link.proven,
       crowded: link.crowded,
@@ -74,4 +77,25 @@ export async function waitOnce(
     if (!plan.holdConnection) await link.drop();
     await link.sleep(plan.sleepMs);
   });
+}
+
+/**
+ * Keeps this process's 'waiting' row live: created at the first wait, then a heartbeat at most every
+ * WAITER_BEAT_MS (or at once when it waits for another attempt). A waiter that stops beating reads as gone.
+ */
+async function keepWaiting(ctx: RunContext, client: pg.Client, attemptId: number | undefined): Promise<void> {
+  const waiting = ctx.waiting;
+  if (waiting.id === undefined) {
+    waiting.id = await ctx.ledger.startWaiting(client, participant(ctx), {
+      task: ctx.config.task,
+      releaseId: ctx.release?.id,
+      attemptId,
+    });
+  } else if (Date.now() - waiting.beatAtMs >= WAITER_BEAT_MS || attemptId !== waiting.attemptId) {
+    await ctx.ledger.beatWaiting(client, waiting.id, attemptId);
+  } else {
+    return;
+  }
+  waiting.attemptId = attemptId;
+  waiting.beatAtMs = Date.now();
 }

@@ -180,7 +180,20 @@ describe("serve with RELEASE_SERVE_TOKEN", () => {
     expect([attempts("succeeded"), attempts("failed"), attempts("running")]).toEqual([1, 1, 1]);
     expect(valueOf(m, "release_orchestrator_lock_held", { lock: "release-orchestrator" })).toBe(1);
     expect(valueOf(m, "release_orchestrator_lease_held", { task: "migrate" })).toBe(1);
-    expect(m.samples.filter((s) => s.name === "release_orchestrator_waiters")).toEqual([]);
+    expect(valueOf(m, "release_orchestrator_waiters", { task: "migrate" })).toBe(0);
+    // A follower that waits for r-run is counted while it waits (its row is live in the ledger).
+    const follower = startCli(["run", "--role", "follower", "--release-id", "r-run"], {
+      env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-follower" },
+    });
+    started.push(follower);
+    await waitFor("the follower of r-run to be recorded as waiting", async () => {
+      const rows = await db().query(
+        "SELECT 1 FROM release_orchestrator.follower_outcomes WHERE app = 's-follower' AND outcome = 'waiting'",
+      );
+      return rows.length > 0 ? true : undefined;
+    });
+    const waiting = parseExposition((await get(`${base}/metrics`, `Bearer ${TOKEN}`)).text);
+    expect(valueOf(waiting, "release_orchestrator_waiters", { task: "migrate" })).toBe(1);
 
     const [ok] = await db().query<{ finished: number; duration_ms: number }>(
       "SELECT extract(epoch FROM finished_at)::float8 AS finished, duration_ms FROM release_orchestrator.attempts WHERE release_id = 'r-ok'",
@@ -212,6 +225,10 @@ describe("serve with RELEASE_SERVE_TOKEN", () => {
     expect(valueOf(after, "release_orchestrator_attempts", { task: "migrate", status: "interrupted" })).toBe(
       1,
     );
+    // The follower saw the leader end interrupted: it exits 76 and waits no more.
+    expect((await follower.done).exitCode).toBe(76);
+    const done = parseExposition((await get(`${base}/metrics`, `Bearer ${TOKEN}`)).text);
+    expect(valueOf(done, "release_orchestrator_waiters", { task: "migrate" })).toBe(0);
   });
 
   it("never prints the token", () => {

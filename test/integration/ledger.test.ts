@@ -6,7 +6,13 @@ import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { decide } from "../../src/decide.js";
 import { ReleaseError } from "../../src/errors.js";
-import { Ledger, type NewAttempt } from "../../src/ledger.js";
+import {
+  followerOutcomeSql,
+  followerWaitedSql,
+  Ledger,
+  WAITER_GONE_MS,
+  type NewAttempt,
+} from "../../src/ledger.js";
 import { provesOwnSession } from "../../src/lock.js";
 import { deriveLockKey } from "../../src/lock-key.js";
 import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
@@ -237,6 +243,103 @@ describe("ledger", () => {
     expect(await db.query("SELECT app, outcome FROM release_orchestrator.follower_outcomes")).toEqual([
       { app: "late", outcome: "already-done" },
     ]);
+  });
+
+  it("a waiter's row is live while it waits, ended in place by its outcome or by its own winning claim", async () => {
+    const { db, a, b } = await readyDb("waiters");
+    const who = { app: "w", host: "test", pid: 7, role: "auto", mode: "wait", waitedMs: 0 };
+    const leading = await ledger.claim(a, attempt("lead", "r1"));
+    const outcome = (id: number) =>
+      db.query<{ app: string; outcome: string; exit_code: number | null; attempt_id: string | null }>(
+        "SELECT app, outcome, exit_code, attempt_id FROM release_orchestrator.follower_outcomes WHERE id = $1",
+        [id],
+      );
+    // Waiting, then succeeded with the leader: one row, ended in place.
+    const first = await ledger.startWaiting(b, who, {
+      task: "migrate",
+      releaseId: "r1",
+      attemptId: leading!.id,
+    });
+    expect(await outcome(first)).toEqual([
+      { app: "w", outcome: "waiting", exit_code: null, attempt_id: String(leading!.id) },
+    ]);
+    await ledger.beatWaiting(b, first, leading!.id);
+    await ledger.recordFollowerOutcome(
+      b,
+      { ...who, releaseId: "r1", task: "migrate", attemptId: leading!.id, outcome: "succeeded", exitCode: 0 },
+      first,
+    );
+    expect(await outcome(first)).toEqual([
+      { app: "w", outcome: "succeeded", exit_code: 0, attempt_id: String(leading!.id) },
+    ]);
+    // A waiter whose claim wins (the attempt it waited on was abandoned) is recorded as having become the leader.
+    await ledger.finish(a, leading!.id, {
+      status: "interrupted",
+      exitCode: null,
+      signal: null,
+      outputTail: "",
+    });
+    const second = await ledger.startWaiting(b, who, {
+      task: "migrate",
+      releaseId: "r2",
+      attemptId: undefined,
+    });
+    const lost = await ledger.claim(a, attempt("other", "r2"));
+    expect(await ledger.claim(b, { ...attempt("w", "r2"), waiterId: second })).toBeUndefined();
+    expect((await outcome(second))[0]?.outcome).toBe("waiting"); // a lost claim leaves it waiting
+    await ledger.finish(a, lost!.id, { status: "failed", exitCode: 1, signal: null, outputTail: "" });
+    const won = await ledger.claim(b, { ...attempt("w", "r2"), waiterId: second });
+    expect(await outcome(second)).toEqual([
+      { app: "w", outcome: "became-leader", exit_code: null, attempt_id: String(won!.id) },
+    ]);
+    const total = await db.query("SELECT 1 FROM release_orchestrator.follower_outcomes");
+    expect(total).toHaveLength(2);
+  });
+
+  it("a waiter without a heartbeat reads as gone, and is recorded gone when an attempt finishes", async () => {
+    const { db, a, b } = await readyDb("gone");
+    const who = { app: "w", host: "test", pid: 7, role: "follower", mode: "wait", waitedMs: 1500 };
+    const running = await ledger.claim(a, attempt("lead", "r1"));
+    const id = await ledger.startWaiting(b, who, {
+      task: "migrate",
+      releaseId: "r1",
+      attemptId: running!.id,
+    });
+    const state = () =>
+      db.query<{ outcome: string; waited_ms: number }>(
+        `SELECT ${followerOutcomeSql("f")} AS outcome, ${followerWaitedSql("f")} AS waited_ms
+           FROM release_orchestrator.follower_outcomes f WHERE id = $1`,
+        [id],
+      );
+    expect((await state())[0]?.outcome).toBe("waiting");
+    expect((await state())[0]?.waited_ms).toBeGreaterThanOrEqual(1500); // counted from the process's start
+    // Its last heartbeat, WAITER_GONE_MS ago (by the database clock): nobody beats for it any more.
+    await db.query(
+      `UPDATE release_orchestrator.follower_outcomes
+          SET heartbeat_at = clock_timestamp() - $2 * interval '1 millisecond',
+              started_at = clock_timestamp() - $2 * interval '1 millisecond' - interval '4 seconds'
+        WHERE id = $1`,
+      [id, WAITER_GONE_MS],
+    );
+    const gone = (await state())[0];
+    expect(gone?.outcome).toBe("gone");
+    expect(gone?.waited_ms).toBeGreaterThanOrEqual(4000);
+    expect(gone?.waited_ms).toBeLessThan(5000); // until its last heartbeat, not until now
+    const [stored] = await db.query<{ outcome: string }>(
+      "SELECT outcome FROM release_orchestrator.follower_outcomes WHERE id = $1",
+      [id],
+    );
+    expect(stored?.outcome).toBe("waiting");
+    await ledger.finish(a, running!.id, succeed);
+    const [swept] = await db.query<{ outcome: string; waited_ms: number }>(
+      "SELECT outcome, waited_ms FROM release_orchestrator.follower_outcomes WHERE id = $1",
+      [id],
+    );
+    expect(swept?.outcome).toBe("gone");
+    expect(swept?.waited_ms).toBe(4000);
+    // A waiter that comes back (its connection returned) beats again and is waiting once more.
+    await ledger.beatWaiting(b, id, running!.id);
+    expect((await state())[0]?.outcome).toBe("waiting");
   });
 
   it("refuses a schema that holds someone else's attempts table (78), and a read-only session (78)", async () => {

@@ -21,7 +21,7 @@ const snapshot: MetricsSnapshot = {
     { task: "migrate", held: 1 },
     { task: 'seed"x\\y', held: 0 },
   ],
-  waiters: undefined,
+  waiters: [{ task: "migrate", count: 0 }],
   durations: [
     { task: "migrate", status: "failed", buckets: [0, 1, 2, 2, 2, 2, 2, 2, 2, 2], count: 2, sumSeconds: 9.5 },
     {
@@ -72,9 +72,8 @@ describe("formatMetrics", () => {
     expect(valueOf(free, "release_orchestrator_lock_held", { lock: "release-orchestrator" })).toBe(0);
   });
 
-  it("has no waiters sample until the ledger records live waiters (unknown, never a false 0)", () => {
-    expect(exposition.samples.filter((s) => s.name === "release_orchestrator_waiters")).toEqual([]);
-    expect(exposition.families.get("release_orchestrator_waiters")?.help).toContain("No sample yet");
+  it("counts waiters per task, 0 for a task nobody waits on", () => {
+    expect(valueOf(exposition, "release_orchestrator_waiters", { task: "migrate" })).toBe(0);
     const live = parseExposition(formatMetrics({ ...snapshot, waiters: [{ task: "migrate", count: 3 }] }));
     expect(valueOf(live, "release_orchestrator_waiters", { task: "migrate" })).toBe(3);
   });
