@@ -6,6 +6,7 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import pg from "pg";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, useTestDatabase, type TestDatabase } from "../harness/database.js";
@@ -23,6 +24,8 @@ const SCREENSHOTS = [
   ...(process.env.UPDATE_SCREENSHOTS === "1" ? [join(ROOT, "docs/status-page.png")] : []),
 ];
 const SHA = "3f2c1a9e5b7d4c2a8e1f0b9d6c5a4e3f2d1c0b9a";
+/** A command that runs SQL statements (the blocked migration of the live release). */
+const SQL = join(ROOT, "test/fixtures/sql.mjs");
 /** What the failing migration prints: markup that must be shown as text, never run. */
 const HOSTILE = `-- add_column(:users, :bio_html, :text, default: "<script>window.__pwned = 1</script><img src=x onerror=window.__pwned=2>")`;
 const PG_ERROR = 'PG::UndefinedColumn: ERROR:  column "email" of relation "users" does not exist';
@@ -377,10 +380,24 @@ describe("serve: the release status page", () => {
     expect(await page.locator("#live").innerText()).toMatch(/live · updated \d\d:\d\d:\d\d/);
     expect(await page.content()).not.toContain(password);
 
-    // It refreshes by itself: a new release shows up running (and the lock held), then finished.
-    const leader = run(db(), "s-app", "e41f9b2", ["--role", "leader", "--", process.execPath, BUMP], {
-      SLEEP_MS: "9000",
-    });
+    // It refreshes by itself: a new release shows up running (and the lock held) with s-admin waiting for
+    // it, live. Its migration is blocked by a transaction the app's web process left open, and the page
+    // says by whom. Once the app commits, the release finishes.
+    await db().query("CREATE TABLE IF NOT EXISTS users (id int)");
+    const web = new pg.Client({ connectionString: db().url, application_name: "web.1" });
+    web.on("error", () => {});
+    await web.connect();
+    await web.query("BEGIN");
+    await web.query("SELECT count(*) FROM users");
+    const webPid = (await web.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+    const leader = run(db(), "s-app", "e41f9b2", [
+      "--role",
+      "leader",
+      "--",
+      process.execPath,
+      SQL,
+      "ALTER TABLE users ADD COLUMN bio_html text",
+    ]);
     await leaderRunning(db(), "e41f9b2");
     const follower = run(db(), "s-admin", "e41f9b2", ["--role", "follower"]);
     await page.locator('section.release[data-release="e41f9b2"][data-status="running"]').waitFor({
@@ -389,9 +406,20 @@ describe("serve: the release status page", () => {
     expect(await page.locator("#lock").innerText()).toMatch(
       /lock held by pid \d+ \(release-orchestrator s-app/,
     );
-    expect(await lane("e41f9b2", "s-app").innerText()).toMatch(/running for \d/);
+    await expect
+      .poll(() => lane("e41f9b2", "s-admin").innerText(), { timeout: 15_000 })
+      .toMatch(/waiting \d+\.\d s for s-app since \d\d:\d\d:\d\d/);
+    await expect
+      .poll(() => lane("e41f9b2", "s-app").innerText(), { timeout: 30_000 })
+      .toMatch(
+        new RegExp(
+          `running for \\d[\\s\\S]*blocked: the command's session \\(backend pid \\d+\\) has waited \\d+ s for AccessExclusiveLock on users, blocked by backend pid ${webPid} \\(application_name "web\\.1", idle in transaction since`,
+        ),
+      );
     mkdirSync(join(ROOT, "docs"), { recursive: true });
-    for (const path of SCREENSHOTS) await page.screenshot({ path });
+    for (const path of SCREENSHOTS) await page.screenshot({ path, fullPage: true });
+    await web.query("COMMIT");
+    await web.end();
     expect((await leader.done).exitCode).toBe(0);
     expect((await follower.done).exitCode).toBe(0);
     await page.locator('section.release[data-release="e41f9b2"][data-status="succeeded"]').waitFor({
