@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import { defineConfig, type TestProjectInlineConfiguration } from "vitest/config";
+import LongestFirst from "./test/harness/sequencer.js";
 
 // e2e files spawn real OS processes (CLI runs, PostgreSQL backends) that mostly wait (on commands,
 // polls, leases): 3 files at once keep 2 cores busy without starving a race (at most 3 when fewer cores).
@@ -23,6 +24,8 @@ export default defineConfig({
   test: {
     // Global (not per-project): time for globalSetup teardowns (stopping PostgreSQL).
     teardownTimeout: 30_000,
+    // Longest files first, whichever e2e project they belong to (see the sequencer).
+    sequence: { sequencer: LongestFirst },
     projects: [
       {
         test: {
