@@ -2,7 +2,16 @@
 // for images without Node, such as python:*-slim and ruby:*-slim. It is the CLI bundled into one CommonJS
 // script, injected into a copy of the Node binary that runs this build. Needs glibc >= 2.28 where it runs.
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { inject } from "postject";
@@ -17,6 +26,53 @@ const SENTINEL_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 
 if (process.platform !== "linux" || process.arch !== "x64") {
   throw new Error(`build:binary makes a Linux x64 binary; this is ${process.platform} ${process.arch}.`);
+}
+
+/** What the binary is made of: the CLI's sources, these build scripts, the dependencies, and this node. */
+const INPUTS = [
+  "src",
+  "scripts/build-binary.mjs",
+  "scripts/bundle-options.mjs",
+  "package.json",
+  "package-lock.json",
+];
+
+/** Why the binary must be (re)built, or undefined when it is newer than every input. */
+function staleReason() {
+  let built;
+  try {
+    built = statSync(BINARY).mtimeMs;
+  } catch {
+    return `${BINARY} does not exist`;
+  }
+  const visit = (path) => {
+    const stat = statSync(path, { throwIfNoEntry: false });
+    if (stat === undefined) return undefined;
+    if (stat.isDirectory()) {
+      for (const entry of readdirSync(path)) {
+        const newer = visit(join(path, entry));
+        if (newer !== undefined) return newer;
+      }
+      return undefined;
+    }
+    return stat.mtimeMs > built ? path : undefined;
+  };
+  for (const input of [...INPUTS, process.execPath]) {
+    const newer = visit(input);
+    if (newer !== undefined) return `${newer} changed after the last build`;
+  }
+  return undefined;
+}
+
+// A binary newer than everything it is made of is kept (npm test and the e2e tests' global setup ask
+// for it every run); --force rebuilds it anyway.
+if (!process.argv.includes("--force")) {
+  const reason = staleReason();
+  if (reason === undefined) {
+    console.log(`${BINARY} is up to date (newer than ${INPUTS.join(", ")} and node); --force rebuilds it`);
+    process.exit(0);
+  }
+  console.log(`building ${BINARY}: ${reason}`);
 }
 
 rmSync(OUT_DIR, { recursive: true, force: true });

@@ -2,7 +2,7 @@
 // terminated, signals, a CREATE INDEX CONCURRENTLY under waiting followers, bounded memory.
 // The command fixtures record when they start and end, so "never two alive at once" is checked on rows.
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
@@ -34,6 +34,12 @@ const attemptsOf = (db: TestDatabase) =>
   );
 
 const until = waitFor;
+
+/** A file whose creation ends a HOLD_UNTIL command's hold (see test/fixtures/hold.mjs). */
+function holdUntil(): { file: string; open(): void } {
+  const file = join(scratchDir(), "open");
+  return { file, open: () => writeFileSync(file, "") };
+}
 
 function hold(db: TestDatabase, app: string, args: string[], env: Record<string, string> = {}) {
   return startCli(["run", "--kill-grace", "1s", ...args, "--", process.execPath, HOLD], {
@@ -68,11 +74,14 @@ function expectNoSecret(...runs: CliRun[]) {
 describe("faults", () => {
   it("leader killed (SIGKILL) mid-command: an auto waiter takes over only after the old command ended", async () => {
     const db = await freshDb("sigkill-auto");
-    const a = hold(db, "a", ["--release-id", "k1"], { SLEEP_MS: "4000" });
+    // a's command runs until b waits and a is killed (a fixed time raced b's start under load).
+    const open = holdUntil();
+    const a = hold(db, "a", ["--release-id", "k1"], { HOLD_UNTIL: open.file, SLEEP_MS: "200" });
     await until("a's command to start", async () => ((await runsOf(db)).length > 0 ? true : undefined));
     const b = hold(db, "b", ["--release-id", "k1"], { SLEEP_MS: "200" });
     await waitForStderr(b.process, WAITING);
     a.process.kill("SIGKILL");
+    open.open();
     const [runA, runB] = await Promise.all([a.done, b.done]);
     expect(runA.exitCode).toBe(-1); // killed, no exit code
     expect(runB.exitCode, runB.stderr).toBe(0);
@@ -117,13 +126,15 @@ describe("faults", () => {
 
   it("leader killed: a waiting follower reports the abandoned attempt (76) instead of hanging", async () => {
     const db = await freshDb("sigkill-follower");
-    const a = hold(db, "a", ["--release-id", "k3"], { SLEEP_MS: "3000" });
+    const open = holdUntil();
+    const a = hold(db, "a", ["--release-id", "k3"], { HOLD_UNTIL: open.file, SLEEP_MS: "200" });
     await until("a's command to start", async () => ((await runsOf(db)).length > 0 ? true : undefined));
     const f = startCli(["run", "--role", "follower", "--release-id", "k3", "--wait-timeout", "60s"], {
       env: { DATABASE_URL: db.url, RELEASE_APP_NAME: "f" },
     });
     await waitForStderr(f.process, WAITING);
     a.process.kill("SIGKILL");
+    open.open();
     const runF = await f.done;
     await a.done;
     expect(runF.exitCode, runF.stderr).toBe(76);

@@ -1,6 +1,7 @@
-// vitest globalSetup: the e2e tests run the built CLI (dist/), so a dist/ older than its sources would
-// test yesterday's code. `npm test` builds first; `npx vitest run` right after an edit gets a build
-// here (one line says why), and a build that fails stops the run with its output.
+// vitest globalSetup: the e2e tests run the built CLI (dist/) and the standalone binary (dist/bin/), so
+// a build older than its sources would test yesterday's code. `npm test` builds first; `npx vitest run`
+// right after an edit gets a build here (one line says why), and a build that fails stops the run with
+// its output. The binary's build (scripts/build-binary.mjs) keeps a binary newer than its inputs.
 
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
@@ -43,6 +44,11 @@ export function staleReason(root = ROOT): string | undefined {
 }
 
 export default function setup(): void {
+  buildDist();
+  buildBinary();
+}
+
+function buildDist(): void {
   const reason = staleReason();
   if (reason === undefined) return;
   process.stderr.write(`[fresh-build] dist/ is stale (${reason}): running npm run build first.\n`);
@@ -56,4 +62,21 @@ export default function setup(): void {
       `dist/ is stale (${reason}) and npm run build failed (${build.error?.message ?? `exit code ${build.status ?? build.signal}`}); fix the build, the tests run the built CLI:\n${build.stdout}${build.stderr}`,
     );
   }
+}
+
+/** The standalone binary (Linux x64 only), rebuilt by its script when older than its inputs. */
+function buildBinary(): void {
+  if (process.platform !== "linux" || process.arch !== "x64") return;
+  const build = spawnSync(process.execPath, ["scripts/build-binary.mjs"], {
+    cwd: ROOT,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  if (build.status !== 0) {
+    throw new Error(
+      `the standalone binary is stale and npm run build:binary failed (${build.error?.message ?? `exit code ${build.status ?? build.signal}`}); fix the build, the tests run the binary too:\n${build.stdout}${build.stderr}`,
+    );
+  }
+  const built = /^building .*$/m.exec(build.stdout);
+  if (built !== null) process.stderr.write(`[fresh-build] ${built[0]}: done.\n`);
 }

@@ -2,26 +2,37 @@
 // sizes 1 and 4), in session mode, and direct. The ledger's lease decides, so every round runs the
 // command exactly once, every process exits 0, and no follower exits before the leader's commit. A
 // leader SIGKILLed mid-command delays the next round by its lease at most: nothing leaks, nothing hangs.
+//
+// Each mode is its own test file (test/e2e/pooler-*.test.ts), with its own database and PgBouncer: the
+// rounds mostly wait (on commands, polls and leases), so the modes run side by side.
 
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTestDatabase, type TestDatabase } from "../harness/database.js";
-import { BUMP, runCli, startCli, type CliRun } from "../support/cli.js";
-import { startBouncer, type Bouncer } from "../support/pgbouncer.js";
-import { requireTool } from "../support/tools.js";
-import { waitFor } from "../support/wait.js";
+import { startCli, type CliRun } from "./cli.js";
+import { startBouncer, type Bouncer } from "./pgbouncer.js";
+import { requireTool } from "./tools.js";
+import { waitFor } from "./wait.js";
 
-const MODES = [
-  { name: "transaction mode, pool size 1", poolMode: "transaction", poolSize: 1 },
-  { name: "transaction mode, pool size 4", poolMode: "transaction", poolSize: 4 },
-  { name: "session mode", poolMode: "session", poolSize: 4 },
-  { name: "direct", poolMode: undefined, poolSize: 0 },
-] as const;
-const AUTO_ROUNDS = 20;
-const AUTO_CONTENDERS = 8;
-const EXPLICIT_ROUNDS = 10;
+export interface PoolerMode {
+  name: string;
+  /** PgBouncer's pool_mode, or undefined for a direct connection (no PgBouncer). */
+  poolMode: "transaction" | "session" | undefined;
+  poolSize: number;
+}
+
+export const MODES = {
+  transaction1: { name: "transaction mode, pool size 1", poolMode: "transaction", poolSize: 1 },
+  transaction4: { name: "transaction mode, pool size 4", poolMode: "transaction", poolSize: 4 },
+  session: { name: "session mode", poolMode: "session", poolSize: 4 },
+  direct: { name: "direct", poolMode: undefined, poolSize: 0 },
+} as const satisfies Record<string, PoolerMode>;
+
+export const AUTO_ROUNDS = 20;
+export const AUTO_CONTENDERS = 8;
+export const EXPLICIT_ROUNDS = 10;
 
 const marksDir = mkdtempSync(join(tmpdir(), "ro-pooler-"));
 const executions = (marks: string) =>
@@ -81,52 +92,62 @@ async function expectOneOwner(db: TestDatabase, release: string, marks: string, 
   }
 }
 
-describe("one owner through any pooler", () => {
-  // Every test here goes through PgBouncer: without it (outside CI) they are skipped, saying how to install it.
-  const tool = requireTool("pgbouncer");
-  const db = useTestDatabase("pooler");
-  const bouncers: Bouncer[] = [];
-  const urls = new Map<string, string>();
+/**
+ * The mode's database and URL (through its own PgBouncer, or direct), for the file's tests: the
+ * getter throws before beforeAll ran. Without PgBouncer (outside CI) a pooled mode's tests are skipped,
+ * saying how to install it.
+ */
+export function usePoolerMode(mode: PoolerMode): { db: () => TestDatabase; url: () => string } {
+  const tool = mode.poolMode === undefined ? undefined : requireTool("pgbouncer");
+  const db = useTestDatabase(`pooler-${mode.name}`);
+  let bouncer: Bouncer | undefined;
+  let url: string | undefined;
   beforeAll(async () => {
-    if (tool.path === undefined) return;
-    for (const mode of MODES) {
-      if (mode.poolMode === undefined) {
-        urls.set(mode.name, db().url);
-        continue;
-      }
-      const bouncer = await startBouncer(db().url, { poolMode: mode.poolMode, poolSize: mode.poolSize });
-      bouncers.push(bouncer);
-      urls.set(mode.name, bouncer.url);
+    if (mode.poolMode === undefined) {
+      url = db().url;
+      return;
     }
+    if (tool?.path === undefined) return;
+    bouncer = await startBouncer(db().url, { poolMode: mode.poolMode, poolSize: mode.poolSize });
+    url = bouncer.url;
   }, 60_000);
   afterAll(() => {
-    for (const bouncer of bouncers) bouncer.stop();
+    bouncer?.stop();
   });
+  return {
+    db,
+    url: () => {
+      if (url === undefined) throw new Error(`${mode.name}: no URL (beforeAll did not run or failed)`);
+      return url;
+    },
+  };
+}
 
-  describe.each(MODES)("$name", (mode) => {
+/** The mode's three races: auto rounds, explicit rounds, and a SIGKILLed leader then a normal round. */
+export function describePoolerMode(mode: PoolerMode, target: { db: () => TestDatabase; url: () => string }) {
+  const { db, url } = target;
+  describe(mode.name, () => {
     const tag = mode.name.replace(/\W+/g, "-");
 
     it(`${AUTO_ROUNDS} rounds of ${AUTO_CONTENDERS} auto contenders: one execution each, all exit 0`, async () => {
-      const url = urls.get(mode.name)!;
       for (let round = 0; round < AUTO_ROUNDS; round++) {
         const release = `${tag}-auto-${round}`;
         const marks = join(marksDir, `${release}.marks`);
         const started = Array.from({ length: AUTO_CONTENDERS }, (_, i) =>
-          contender(url, `app-${i}`, release, marks),
+          contender(url(), `app-${i}`, release, marks),
         );
         await expectOneOwner(db(), release, marks, await Promise.all(started.map((s) => s.done)));
       }
     }, 300_000);
 
     it(`${EXPLICIT_ROUNDS} rounds of 1 leader + 3 followers: one execution each, all exit 0`, async () => {
-      const url = urls.get(mode.name)!;
       for (let round = 0; round < EXPLICIT_ROUNDS; round++) {
         const release = `${tag}-explicit-${round}`;
         const marks = join(marksDir, `${release}.marks`);
         const started = [
-          contender(url, "s-app", release, marks, [], { RUN_MIGRATIONS: "true" }),
+          contender(url(), "s-app", release, marks, [], { RUN_MIGRATIONS: "true" }),
           ...["s-admin", "worker", "cron"].map((app) =>
-            contender(url, app, release, marks, [], { RUN_MIGRATIONS: "false" }),
+            contender(url(), app, release, marks, [], { RUN_MIGRATIONS: "false" }),
           ),
         ];
         await expectOneOwner(db(), release, marks, await Promise.all(started.map((s) => s.done)));
@@ -134,7 +155,6 @@ describe("one owner through any pooler", () => {
     }, 300_000);
 
     it("a leader SIGKILLed mid-command is followed by a round that completes normally", async () => {
-      const url = urls.get(mode.name)!;
       const killed = `${tag}-killed`;
       const marks = join(marksDir, `${killed}.marks`);
       const leader = startCli(
@@ -149,7 +169,7 @@ describe("one owner through any pooler", () => {
           "-c",
           'echo ran >> "$MARKS"; sleep 1',
         ],
-        { env: { DATABASE_URL: url, RELEASE_APP_NAME: "doomed", MARKS: marks } },
+        { env: { DATABASE_URL: url(), RELEASE_APP_NAME: "doomed", MARKS: marks } },
       );
       await waitFor(
         "the leader's running attempt",
@@ -164,7 +184,7 @@ describe("one owner through any pooler", () => {
 
       const release = `${tag}-after-kill`;
       const next = join(marksDir, `${release}.marks`);
-      const started = Array.from({ length: 4 }, (_, i) => contender(url, `next-${i}`, release, next));
+      const started = Array.from({ length: 4 }, (_, i) => contender(url(), `next-${i}`, release, next));
       const runs = await Promise.all(started.map((s) => s.done));
       await expectOneOwner(db(), release, next, runs);
       // The killed attempt was taken over only after its lease, and is recorded as abandoned.
@@ -177,41 +197,4 @@ describe("one owner through any pooler", () => {
       expect(locks).toEqual([]);
     }, 120_000);
   });
-
-  it("a pooled URL is not refused: run exits 0 and doctor passes, naming the lease as what decides", async () => {
-    const url = urls.get("transaction mode, pool size 4")!;
-    const run = await runCli(["run", "--release-id", "pool-plain", "--", "true"], {
-      env: { DATABASE_URL: url, RELEASE_APP_NAME: "s-app" },
-    });
-    expect(run.exitCode, run.stderr).toBe(0);
-    const doctor = await runCli(["doctor", "--release-id", "pool-plain"], { env: { DATABASE_URL: url } });
-    expect(doctor.exitCode, doctor.stdout).toBe(0);
-    expect(doctor.stdout).toMatch(/^PASS {2}session: The connection goes through a pooler, proxy or NAT/m);
-    const direct = await runCli(["doctor", "--release-id", "pool-plain"], {
-      env: { DATABASE_URL: db().url },
-    });
-    expect(direct.stdout).toMatch(/^PASS {2}session: The connection is a session of its own/m);
-  });
-
-  it("with RELEASE_DATABASE_URL direct, the command keeps the pooled DATABASE_URL", async () => {
-    const pooled = urls.get("transaction mode, pool size 4")!;
-    const port = new URL(pooled).port;
-    const run = await runCli(
-      [
-        "run",
-        "--release-id",
-        "pool-split",
-        "--",
-        "sh",
-        "-c",
-        `case "$DATABASE_URL" in *:${port}/*) echo pooled;; esac; exec "$0" "$@"`,
-        process.execPath,
-        BUMP,
-      ],
-      { env: { DATABASE_URL: pooled, RELEASE_DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app" } },
-    );
-    expect(run.exitCode, run.stderr).toBe(0);
-    expect(run.stdout).toContain("pooled\n");
-    expect(await db().query("SELECT app FROM counter")).toEqual([{ app: "s-app" }]);
-  });
-});
+}
