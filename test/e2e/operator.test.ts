@@ -28,7 +28,7 @@ describe("status", () => {
       /Lock "release-orchestrator" \(key \d+, \d+\): held by backend pid \d+ \(release-orchestrator s-app auto st-1\), idle/,
     );
     expect(text.stdout).toMatch(
-      /Running: attempt #\d+ by s-app \(auto, pid \d+ on \S+\) of migrate for st-1, since .*, lease renewed \d+ ms ago, lease ends in .+ unless renewed \(advisory lock on backend pid \d+\)\./,
+      /Running: attempt #\d+ by s-app \(auto, pid \d+ on \S+\) of migrate for st-1, since .*, lease renewed \d+ m?s ago, lease ends in .+ unless renewed \(advisory lock on backend pid \d+\)\./,
     );
     const json = await runCli(["status", "--json"], { env: { DATABASE_URL: db().url } });
     const report = JSON.parse(json.stdout) as {

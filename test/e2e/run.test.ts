@@ -15,7 +15,7 @@ import {
   type CliKind,
   type CliRun,
 } from "../support/cli.js";
-import { WAITING, waitForStderr } from "../support/wait.js";
+import { gate, WAITING, waitFor, waitForStderr } from "../support/wait.js";
 
 const freshDb = useFreshDatabases("run");
 
@@ -282,18 +282,17 @@ const THIS_DB = "database = (SELECT oid FROM pg_database WHERE datname = current
 describe("run: the lock key cannot collide with the tools it wraps", () => {
   it("while the orchestrator holds its lock, Prisma's key and a bigint key with the same bits are still free", async () => {
     const db = await freshDb("keys");
-    const leader = contender("node", db, "s-app", ["--release-id", "k1"], { SLEEP_MS: "6000" });
-    let held = false;
-    for (let i = 0; i < 200 && !held; i++) {
-      await sleep(100);
-      held =
-        (
-          await db.query(
-            `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND ${THIS_DB}`,
-          )
-        ).length > 0;
-    }
-    expect(held).toBe(true);
+    // The command holds until the test has looked (a gate, not a fixed time a loaded machine outlasts).
+    const hold = gate();
+    const leader = startCli(["run", "--release-id", "k1", "--", ...hold.command], {
+      env: { DATABASE_URL: db.url, RELEASE_APP_NAME: "s-app" },
+    });
+    await waitFor("the orchestrator's advisory lock", async () => {
+      const rows = await db.query(
+        `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND ${THIS_DB}`,
+      );
+      return rows.length > 0 ? true : undefined;
+    });
     const [{ classid, objid }] = (await db.query<{ classid: string; objid: string }>(
       `SELECT classid::text, objid::text FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND ${THIS_DB}`,
     )) as [{ classid: string; objid: string }];
@@ -307,6 +306,8 @@ describe("run: the lock key cannot collide with the tools it wraps", () => {
       [sameBits.toString(), classid, objid],
     );
     expect(rows[0]).toEqual({ prisma: true, rails: true, same_bits: true, ours: false });
-    expect((await leader.done).exitCode).toBe(0);
+    hold.open();
+    const done = await leader.done;
+    expect(done.exitCode, done.stderr).toBe(0);
   });
 });

@@ -14,7 +14,7 @@ import { freePort } from "../../demo/free-port.js";
 import { startPostgres } from "../harness/postgres.js";
 import { BUMP, ROOT, scratchDir, sleep, startCli, type StartedCli } from "../support/cli.js";
 import { findTool } from "../support/tools.js";
-import { WAITING, waitForStderr } from "../support/wait.js";
+import { gate, WAITING, waitForStderr } from "../support/wait.js";
 
 // Debian's chromium (.ci/run installs it); without it, outside CI, the browser test is skipped.
 const CHROMIUM = findTool("chromium");
@@ -162,14 +162,17 @@ let served: Awaited<ReturnType<typeof serve>>;
 /** The history: the built CLI, real processes, the real ledger. Then `serve` on it. */
 beforeAll(async () => {
   // 1. s-app leads, s-admin waits for it and succeeds with it; s-worker (follower-mode skip) does not wait.
-  const first = run(db(), "s-app", SHA, ["--role", "leader", "--", process.execPath, BUMP], {
-    SLEEP_MS: "1500",
-  });
+  // The leader's command runs until s-admin waits (a gate, not a fixed time a slow follower could miss).
+  const hold = gate();
+  const first = run(db(), "s-app", SHA, ["--role", "leader", "--", ...hold.command]);
   await leaderRunning(db(), SHA);
   const others = [
     run(db(), "s-admin", SHA, ["--role", "follower"]),
     run(db(), "s-worker", SHA, ["--role", "follower", "--follower-mode", "skip"]),
   ];
+  await waitForStderr(others[0]!.process, WAITING);
+  await others[1]!.done;
+  hold.open();
   const firstRuns = await Promise.all([first, ...others].map((p) => p.done));
   expect(firstRuns.map((r) => r.exitCode)).toEqual([0, 0, 0]);
   // 2. s-app's migration fails with exit code 3; s-admin, waiting on it, exits 76.

@@ -30,9 +30,15 @@ export const MODES = {
   direct: { name: "direct", poolMode: undefined, poolSize: 0 },
 } as const satisfies Record<string, PoolerMode>;
 
-export const AUTO_ROUNDS = 20;
+/**
+ * Rounds per mode: 12 of 8 auto contenders and 5 of 1 leader + 3 followers keep the suite near five
+ * minutes on 2 cores (each contender is a node process start). 0.1.0 ran one migration twice in 2 to 4
+ * of 4 rounds of 7; RELEASE_TEST_POOLER_ROUNDS=<n> runs n auto rounds (and n/2 explicit) for a deeper search.
+ */
+const deeper = Number(process.env.RELEASE_TEST_POOLER_ROUNDS ?? "");
+export const AUTO_ROUNDS = Number.isInteger(deeper) && deeper > 0 ? deeper : 12;
 export const AUTO_CONTENDERS = 8;
-export const EXPLICIT_ROUNDS = 10;
+export const EXPLICIT_ROUNDS = Math.max(1, Math.round(AUTO_ROUNDS / 2.4));
 
 const marksDir = mkdtempSync(join(tmpdir(), "ro-pooler-"));
 const executions = (marks: string) =>
