@@ -98,6 +98,7 @@ describe("formatMetrics", () => {
         attempts: [],
         lastSuccess: [],
         leases: [],
+        waiters: [],
         durations: [],
       }),
     );
