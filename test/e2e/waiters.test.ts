@@ -80,8 +80,12 @@ describe("live waiters and what blocks the command", () => {
     const gone = await waitFor(
       "status to show the SIGKILLed waiter as gone",
       async () => {
+        // Text and JSON are two processes reading at slightly different times: both must say gone.
         const now = await status();
-        return now.json.waiters.find((w) => w.app === "w-worker")?.outcome === "gone" ? now : undefined;
+        const saysGone =
+          now.json.waiters.find((w) => w.app === "w-worker")?.outcome === "gone" &&
+          now.text.includes("w-worker (auto, wait mode");
+        return saysGone && now.text.includes(") is gone: ") ? now : undefined;
       },
       40_000,
     );
@@ -119,8 +123,11 @@ describe("live waiters and what blocks the command", () => {
     await web.query("SELECT count(*) FROM items");
     const webPid = (await web.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
 
+    // Its own lock name: independent of the test above, whatever state that one ended in.
     const leader = cli("b-app", [
       "run",
+      "--lock-name",
+      "blocking-test",
       "--release-id",
       "b1",
       "--",
