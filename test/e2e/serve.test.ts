@@ -164,7 +164,17 @@ beforeAll(async () => {
   // 1. s-app leads, s-admin waits for it and succeeds with it; s-worker (follower-mode skip) does not wait.
   // The leader's command runs until s-admin waits (a gate, not a fixed time a slow follower could miss).
   const hold = gate();
-  const first = run(db(), "s-app", SHA, ["--role", "leader", "--", ...hold.command]);
+  // After the gate it still runs 1 s, so that s-admin's recorded wait is a real one (over 500 ms).
+  const first = run(db(), "s-app", SHA, [
+    "--role",
+    "leader",
+    "--",
+    "sh",
+    "-c",
+    `"$@" && sleep 1`,
+    "sh",
+    ...hold.command,
+  ]);
   await leaderRunning(db(), SHA);
   const others = [
     run(db(), "s-admin", SHA, ["--role", "follower"]),
