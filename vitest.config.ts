@@ -15,8 +15,8 @@ const e2e: TestProjectInlineConfiguration["test"] = {
   testTimeout: 60_000,
   hookTimeout: 120_000,
   maxWorkers: e2eWorkers,
-  // Projects with different maxWorkers must be in different groups (vitest 4 refuses otherwise);
-  // the unit group (order 0) runs first, then e2e and e2e-binary together, sharing e2eWorkers.
+  // Projects of one group share its workers and must agree on maxWorkers (vitest 4 refuses otherwise):
+  // unit, e2e and e2e-binary are one group, so the unit files fill gaps between the long e2e files.
   sequence: { groupOrder: 1 },
 };
 
@@ -33,6 +33,8 @@ export default defineConfig({
           include: ["test/unit/**/*.test.ts"],
           environment: "node",
           pool: "forks",
+          maxWorkers: e2eWorkers,
+          sequence: { groupOrder: 1 },
         },
       },
       {

@@ -7,7 +7,17 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, inject, it } from "vitest";
 import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
-import { CLI, ROOT, cleanEnv, runCli, scratchDir, startCli, type CliRun } from "../support/cli.js";
+import {
+  ROOT,
+  cleanEnv,
+  cliCommand,
+  defaultCliKind,
+  pathWithoutNode,
+  runCli,
+  scratchDir,
+  startCli,
+  type CliRun,
+} from "../support/cli.js";
 import { WAITING, waitFor, waitForStderr } from "../support/wait.js";
 
 const HOLD = join(ROOT, "test/fixtures/hold.mjs");
@@ -273,12 +283,17 @@ describe("faults", () => {
     expect(index?.valid).toBe(true);
   });
 
-  it("a command that prints 500 MB streams it through while the orchestrator stays under 100 MB RSS", async () => {
+  it("a command that prints 200 MB streams it through while the orchestrator stays under 100 MB RSS", async () => {
     const db = await freshDb("memory");
+    // The build under test (the binary in the e2e-binary project); stdout is read and dropped, not kept.
+    const kind = defaultCliKind();
+    const { file, args } = cliCommand(kind);
+    const env = cleanEnv({ DATABASE_URL: db.url });
+    if (kind === "binary") env.PATH = pathWithoutNode();
     const result = await execa(
-      process.execPath,
+      file,
       [
-        CLI,
+        ...args,
         "run",
         "--verbose",
         "--release-id",
@@ -286,10 +301,10 @@ describe("faults", () => {
         "--",
         "sh",
         "-c",
-        "head -c 500000000 /dev/zero | tr '\\0' x; echo; echo end-of-output",
+        "head -c 200000000 /dev/zero | tr '\\0' x; echo; echo end-of-output",
       ],
       {
-        env: cleanEnv({ DATABASE_URL: db.url }),
+        env,
         extendEnv: false,
         reject: false,
         stdout: ["pipe"],
