@@ -11,14 +11,14 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
 /** Seconds each long file took in a full run on a 2-core machine (the rest count as 0: they run after). */
 const KNOWN_SECONDS: Record<string, number> = {
   "e2e:test/e2e/run.test.ts": 97,
-  "e2e:test/e2e/pooler-transaction-4.test.ts": 66,
-  "e2e:test/e2e/pooler-direct.test.ts": 61,
+  "e2e:test/e2e/pooler-transaction-4.test.ts": 48,
+  "e2e:test/e2e/pooler-direct.test.ts": 44,
   "e2e-binary:test/e2e/restart.test.ts": 59,
   "e2e-binary:test/e2e/faults.test.ts": 45,
   "e2e:test/e2e/faults.test.ts": 45,
-  "e2e:test/e2e/pooler-session.test.ts": 40,
+  "e2e:test/e2e/pooler-session.test.ts": 30,
   "e2e:test/e2e/platform-django.test.ts": 40,
-  "e2e:test/e2e/pooler-transaction-1.test.ts": 38,
+  "e2e:test/e2e/pooler-transaction-1.test.ts": 28,
   "e2e:test/e2e/restart.test.ts": 36,
   "e2e:test/e2e/serve.test.ts": 34,
   "e2e:test/e2e/notify.test.ts": 30,
