@@ -287,15 +287,20 @@ describe("run: the lock key cannot collide with the tools it wraps", () => {
     const leader = startCli(["run", "--release-id", "k1", "--", ...hold.command], {
       env: { DATABASE_URL: db.url, RELEASE_APP_NAME: "s-app" },
     });
-    await waitFor("the orchestrator's advisory lock", async () => {
-      const rows = await db.query(
-        `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND ${THIS_DB}`,
-      );
-      return rows.length > 0 ? true : undefined;
+    // The lock the running attempt's session holds (the ledger's creation takes a transaction-level
+    // advisory lock of the same form for a moment: looking at any such lock caught that one once).
+    const { classid, objid } = await waitFor("the running attempt's advisory lock", async () => {
+      const rows = await db
+        .query<{ classid: string; objid: string }>(
+          `SELECT l.classid::text, l.objid::text
+             FROM release_orchestrator.attempts a
+             JOIN pg_locks l ON l.pid = a.lock_backend_pid
+            WHERE a.release_id = 'k1' AND a.status = 'running'
+              AND l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted AND l.${THIS_DB}`,
+        )
+        .catch(() => []);
+      return rows.length === 1 ? rows[0] : undefined;
     });
-    const [{ classid, objid }] = (await db.query<{ classid: string; objid: string }>(
-      `SELECT classid::text, objid::text FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND ${THIS_DB}`,
-    )) as [{ classid: string; objid: string }];
     // A bigint key whose high and low halves equal our two int4 keys: the same bits, another key space.
     const sameBits = (BigInt(classid) << 32n) | BigInt(objid);
     const rows = await db.query<{ prisma: boolean; rails: boolean; same_bits: boolean; ours: boolean }>(
