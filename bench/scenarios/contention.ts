@@ -8,7 +8,7 @@
 // outcome is recorded; they take the already-done path. A sampler counts the application role's
 // sessions in pg_stat_activity every 20 ms.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import type pg from "pg";
 import { Gate, startCli, type BenchContext } from "../lib/context.js";
@@ -62,8 +62,11 @@ export async function measureContention(
       ? await startBouncer(direct.appUrl, { poolMode: "transaction", poolSize: 4 })
       : undefined;
   const db = bouncer === undefined ? direct : throughPooler(direct, bouncer.url);
-  const runs = path.join(ctx.ws.dir, `runs-${n}`);
-  const gate = new Gate(path.join(ctx.ws.dir, `gate-contention-${n}`));
+  // Item 4 and item 8 both race N=100 in one workspace: each measurement counts its own executions.
+  const tag = `${n}${options.pooled === true ? "-pooled" : ""}`;
+  const runs = path.join(ctx.ws.dir, `runs-${tag}`);
+  rmSync(runs, { force: true });
+  const gate = new Gate(path.join(ctx.ws.dir, `gate-contention-${tag}`));
   const release = `contention-${n}`;
   const sampler: pg.Client = await openClient(db.adminUrl);
   let peakConnections = 0;
