@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
 import { BUMP, runCli, sleep, startCli, type StartedCli } from "../support/cli.js";
 import { parseExposition, valueOf } from "../support/prometheus.js";
+import { waitForStderr } from "../support/wait.js";
 
 const TOKEN = "5f0c1d9e8a7b6c5d4e3f2a1b0c9d8e7f";
 const db = useTestDatabase("serve_access");
@@ -167,10 +168,9 @@ describe("serve with RELEASE_SERVE_TOKEN", () => {
       env: { DATABASE_URL: db().url, RELEASE_APP_NAME: "s-app", SLEEP_MS: "60000" },
     });
     started.push(leader);
-    await waitFor("the leader of r-run to run", async () => {
-      const rows = await db().query("SELECT 1 FROM release_orchestrator.attempts WHERE release_id = 'r-run'");
-      return rows.length > 0 ? true : undefined;
-    });
+    // Its "running" line comes once it holds the lock too: the attempt's row exists a moment before the
+    // lock is attached (waiting for the row alone once read the metrics in between, lock_held 0).
+    await waitForStderr(leader.process, /running migrate for release r-run/);
     const metrics = await get(`${base}/metrics`, `Bearer ${TOKEN}`);
     expect(metrics.status).toBe(200);
     expect(metrics.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
