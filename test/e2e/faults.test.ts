@@ -9,10 +9,8 @@ import { describe, expect, inject, it } from "vitest";
 import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
 import {
   ROOT,
-  cleanEnv,
-  cliCommand,
+  cliInvocation,
   defaultCliKind,
-  pathWithoutNode,
   runCli,
   scratchDir,
   startCli,
@@ -286,10 +284,7 @@ describe("faults", () => {
   it("a command that prints 200 MB streams it through while the orchestrator stays under 100 MB RSS", async () => {
     const db = await freshDb("memory");
     // The build under test (the binary in the e2e-binary project); stdout is read and dropped, not kept.
-    const kind = defaultCliKind();
-    const { file, args } = cliCommand(kind);
-    const env = cleanEnv({ DATABASE_URL: db.url });
-    if (kind === "binary") env.PATH = pathWithoutNode();
+    const { file, args, env } = cliInvocation(defaultCliKind(), { DATABASE_URL: db.url });
     const result = await execa(
       file,
       [

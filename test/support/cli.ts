@@ -104,12 +104,19 @@ export interface StartedCli {
   done: Promise<CliRun>;
 }
 
+/** The program, leading arguments and clean environment that start the tool of this kind (no node on the binary's PATH). */
+export function cliInvocation(
+  kind: CliKind,
+  extraEnv: Record<string, string | undefined> = {},
+): { file: string; args: string[]; env: Record<string, string | undefined> } {
+  const env = cleanEnv(extraEnv);
+  if (kind === "binary") env.PATH = pathWithoutNode();
+  return { ...cliCommand(kind), env };
+}
+
 export function startCli(args: string[], options: StartOptions = {}): StartedCli {
   const startedAt = Date.now();
-  const kind = options.cli ?? defaultCliKind();
-  const { file, args: leading } = cliCommand(kind);
-  const env = cleanEnv(options.env ?? {});
-  if (kind === "binary") env.PATH = pathWithoutNode();
+  const { file, args: leading, env } = cliInvocation(options.cli ?? defaultCliKind(), options.env);
   const child = execa(file, [...leading, ...args], {
     env,
     extendEnv: false,
