@@ -49,7 +49,7 @@ export default defineConfig({
         test: {
           // The fault and restart races again with the standalone binary (no node on PATH): a leader
           // SIGKILLed, its lock session terminated, signals, PostgreSQL restarts. Scheduled with the
-          // e2e files instead of after them. (The storm is not repeated: 200 starts of either build
+          // e2e files instead of after them. (The storm is not repeated: 100 starts of either build
           // prove the same retries; run.test.ts races both builds.)
           name: "e2e-binary",
           include: ["test/e2e/faults.test.ts", "test/e2e/restart.test.ts"],
