@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
-import { ROOT, cleanEnv, cliCommand, pathWithoutNode, scratchDir } from "../support/cli.js";
+import { ROOT, cliInvocation, scratchDir } from "../support/cli.js";
 import { findTool } from "../support/tools.js";
 import { appEnv } from "./platform-support.js";
 
@@ -45,12 +45,10 @@ function runRecipe(command: string, cwd: string, env: Record<string, string | un
     npx ? ["npx", "release-orchestrator"] : ["release-orchestrator"],
   );
   expect(args[0]).toBe("run");
-  const tool = cliCommand(npx ? "node" : "binary");
-  const processEnv = cleanEnv(appEnv({ ...env, RELEASE_APP_NAME: app }));
-  if (!npx) processEnv.PATH = pathWithoutNode();
+  const tool = cliInvocation(npx ? "node" : "binary", appEnv({ ...env, RELEASE_APP_NAME: app }));
   return execa(tool.file, [...tool.args, ...args], {
     cwd,
-    env: processEnv,
+    env: tool.env,
     extendEnv: false,
     reject: false,
     all: true,
