@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { gitHead, shortReleaseId } from "../src/release-id.js";
+import { gitHead, shortReleaseId } from "../src/load/release-id.js";
 import { isMain } from "./is-main.js";
 import { LocalPostgresError, startLocalPostgres, type LocalPostgres } from "./local-postgres.js";
 import { parseProcfile } from "./procfile.js";

@@ -9,12 +9,12 @@ import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { config as loadDotenvFile } from "dotenv";
 import pg from "pg";
-import { passwordOf } from "../src/config.js";
-import { quoteIdent } from "../src/db.js";
-import { ExitCode } from "../src/exit-codes.js";
-import { formatDuration } from "../src/duration.js";
-import { COMMIT_ENV_VARS, fingerprintPaths } from "../src/release-id.js";
-import { createReporter, type Reporter } from "../src/reporter.js";
+import { passwordOf } from "../src/core/config.js";
+import { quoteIdent } from "../src/db/connect.js";
+import { ExitCode } from "../src/core/exit-codes.js";
+import { formatDuration } from "../src/core/duration.js";
+import { COMMIT_ENV_VARS, fingerprintPaths } from "../src/load/release-id.js";
+import { createReporter, type Reporter } from "../src/core/reporter.js";
 import { isMain } from "./is-main.js";
 import { LocalPostgresError, startLocalPostgres, type LocalPostgres } from "./local-postgres.js";
 

@@ -4,8 +4,8 @@
 
 import { rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { ReleaseError } from "../src/errors.js";
-import { COMMIT_ENV_VARS, gitHead, releaseIdFromVariable, shortReleaseId } from "../src/release-id.js";
+import { ReleaseError } from "../src/core/errors.js";
+import { COMMIT_ENV_VARS, gitHead, releaseIdFromVariable, shortReleaseId } from "../src/load/release-id.js";
 import { isMain } from "./is-main.js";
 
 export type Environment = Readonly<Record<string, string | undefined>>;

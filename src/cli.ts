@@ -2,13 +2,13 @@
 // The command line: yargs reads argv and calls the library; one catch at the top maps errors to exit codes.
 
 import type { Argv } from "yargs";
-import { loadConfig, passwordOf, type Config, type Environment } from "./config.js";
-import { ReleaseError, UsageError } from "./errors.js";
-import { ExitCode } from "./exit-codes.js";
-import { ENV_FILE_OPTION, OPTIONS, takes, type CommandName, type OptionSpec } from "./options.js";
-import { createReporter, type Reporter } from "./reporter.js";
-import { joinNegativeValues, parseRunFast } from "./run-args.js";
-import { isDistinctive } from "./secrets.js";
+import { loadConfig, passwordOf, type Config, type Environment } from "./core/config.js";
+import { ReleaseError, UsageError } from "./core/errors.js";
+import { ExitCode } from "./core/exit-codes.js";
+import { ENV_FILE_OPTION, OPTIONS, takes, type CommandName, type OptionSpec } from "./core/options.js";
+import { createReporter, type Reporter } from "./core/reporter.js";
+import { joinNegativeValues, parseRunFast } from "./cli/run-args.js";
+import { isDistinctive } from "./core/secrets.js";
 
 /** The package's version, written in by the bundler (scripts/bundle.mjs): the binary has no package.json. */
 declare const RELEASE_ORCHESTRATOR_VERSION: string;
@@ -121,7 +121,7 @@ async function withSignals<T>(body: (signal: AbortSignal) => Promise<T>): Promis
 async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const { config, env } = load(argv, reporter, "run");
   return withSignals(async (signal) => {
-    const { runRelease } = await import("./run.js");
+    const { runRelease } = await import("./run/runbook.js");
     const result = await runRelease({ config, env, cwd: process.cwd(), reporter, signal });
     reporter.debug(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
     return result.exitCode;
@@ -130,7 +130,7 @@ async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Pr
 
 async function statusCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const { config } = load(argv, reporter, "status");
-  const { withClient, readStatus, formatStatus } = await import("./inspect.js");
+  const { withClient, readStatus, formatStatus } = await import("./operator/status.js");
   const report = await withClient(config, "status", (client) => readStatus(client, config, config.limit));
   print(reporter, config.json ? JSON.stringify(report, null, 2) : formatStatus(report));
   return ExitCode.ok;
@@ -138,7 +138,7 @@ async function statusCommand(argv: Record<string, unknown>, reporter: Reporter):
 
 async function historyCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const { config, flags } = load(argv, reporter, "history");
-  const { withClient, readHistory, formatHistory } = await import("./inspect.js");
+  const { withClient, readHistory, formatHistory } = await import("./operator/status.js");
   // --app filters; the app name from the environment (HEROKU_APP_NAME...) does not.
   const app = typeof flags.app === "string" ? config.app : undefined;
   const attempts = await withClient(config, "history", (client) =>
@@ -150,7 +150,7 @@ async function historyCommand(argv: Record<string, unknown>, reporter: Reporter)
 
 async function doctorCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const { config, env } = load(argv, reporter, "doctor");
-  const { runDoctor, formatFindings } = await import("./inspect.js");
+  const { runDoctor, formatFindings } = await import("./operator/status.js");
   const findings = await runDoctor(config, env, process.cwd());
   const failed = findings.some((f) => f.verdict === "fail");
   print(
@@ -164,7 +164,7 @@ async function doctorCommand(argv: Record<string, unknown>, reporter: Reporter):
 
 async function serveCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const { config } = load(argv, reporter, "serve");
-  const { serveReleases } = await import("./serve.js");
+  const { serveReleases } = await import("./operator/serve.js");
   await withSignals((signal) => serveReleases({ config, reporter, signal }));
   return ExitCode.ok;
 }

@@ -1,6 +1,6 @@
 // The library: the same path the CLI takes, for programs that embed release-orchestrator.
 
-export { runRelease, type RunInput, type RunResult, type RunOutcome } from "./run.js";
+export { runRelease, type RunInput, type RunResult, type RunOutcome } from "./run/runbook.js";
 export {
   parseConfig,
   loadConfig,
@@ -8,7 +8,7 @@ export {
   type ConfigInput,
   type ConfigResult,
   type Command,
-} from "./config.js";
+} from "./core/config.js";
 export {
   decide,
   type Decision,
@@ -18,14 +18,14 @@ export {
   type LeaseView,
   takeover,
   planWait,
-} from "./decide.js";
-export { deriveLockKey, LOCK_NAMESPACE, type LockKey } from "./lock-key.js";
-export { resolveReleaseId, COMMIT_ENV_VARS, type ReleaseId } from "./release-id.js";
-export { parseDuration, formatDuration } from "./duration.js";
-export { ExitCode } from "./exit-codes.js";
-export * from "./errors.js";
-export { OPTIONS, ROLES, FOLLOWER_MODES, type Role, type FollowerMode, type OptionSpec } from "./options.js";
-export { createReporter, type Reporter } from "./reporter.js";
-export { serveReleases, type ServeOptions } from "./serve.js";
-export { readReleases, readAttempts, type ReleaseRecord, type AttemptRecord } from "./history.js";
-export { readStatus, runDoctor, type StatusReport, type Finding } from "./inspect.js";
+} from "./core/decide.js";
+export { deriveLockKey, LOCK_NAMESPACE, type LockKey } from "./core/lock-key.js";
+export { resolveReleaseId, COMMIT_ENV_VARS, type ReleaseId } from "./load/release-id.js";
+export { parseDuration, formatDuration } from "./core/duration.js";
+export { ExitCode } from "./core/exit-codes.js";
+export * from "./core/errors.js";
+export { OPTIONS, ROLES, FOLLOWER_MODES, type Role, type FollowerMode, type OptionSpec } from "./core/options.js";
+export { createReporter, type Reporter } from "./core/reporter.js";
+export { serveReleases, type ServeOptions } from "./operator/serve.js";
+export { readReleases, readAttempts, type ReleaseRecord, type AttemptRecord } from "./db/ledger/reads.js";
+export { readStatus, runDoctor, type StatusReport, type Finding } from "./operator/status.js";

@@ -1,11 +1,11 @@
 // What every part of one run shares: who this process is, what it releases, and its ledger.
 
-import type { Config, Environment } from "../config.js";
-import { ExitCode } from "../exit-codes.js";
-import type { Ledger, Participant } from "../ledger.js";
-import type { LockKey } from "../lock-key.js";
-import type { ReleaseId } from "../release-id.js";
-import type { Reporter } from "../reporter.js";
+import type { Config, Environment } from "../core/config.js";
+import { ExitCode } from "../core/exit-codes.js";
+import type { Ledger, Participant } from "../db/ledger/attempts.js";
+import type { LockKey } from "../core/lock-key.js";
+import type { ReleaseId } from "../load/release-id.js";
+import type { Reporter } from "../core/reporter.js";
 
 export type RunOutcome =
   | "ran" // this process was the leader and the command succeeded

@@ -3,11 +3,11 @@
 // and returns the exit code of the contract.
 
 import type pg from "pg";
-import type { AttemptView, Decision } from "../decide.js";
-import { formatDuration } from "../duration.js";
-import { ExitCode } from "../exit-codes.js";
-import { LEDGER_VERSION, type FollowerOutcome } from "../ledger.js";
-import { notifyOutcome } from "../notify.js";
+import type { AttemptView, Decision } from "../core/decide.js";
+import { formatDuration } from "../core/duration.js";
+import { ExitCode } from "../core/exit-codes.js";
+import { LEDGER_VERSION, type FollowerOutcome } from "../db/ledger/attempts.js";
+import { notifyOutcome } from "./notify.js";
 import {
   exitCodeForSignal,
   fields,

@@ -1,13 +1,13 @@
 // Leading: run the command of a claimed attempt under ownership, forward signals, stop it if ownership
 // is lost, and record an outcome that always agrees with this process's exit code.
 
-import { startCommand, type CommandResult } from "../command.js";
-import type { Command } from "../config.js";
-import { formatDuration } from "../duration.js";
-import { ExitCode } from "../exit-codes.js";
-import { attemptApplicationName, type AttemptOutcome } from "../ledger.js";
+import { startCommand, type CommandResult } from "./command.js";
+import type { Command } from "../core/config.js";
+import { formatDuration } from "../core/duration.js";
+import { ExitCode } from "../core/exit-codes.js";
+import { attemptApplicationName, type AttemptOutcome } from "../db/ledger/attempts.js";
 import { exitCodeForSignal, fields, result, type RunContext, type RunResult } from "./context.js";
-import { notifyOutcome, type NotifyEvent, type NotifyStatus } from "../notify.js";
+import { notifyOutcome, type NotifyEvent, type NotifyStatus } from "./notify.js";
 import type { Link } from "./link.js";
 import { withOwnership } from "./ownership.js";
 

@@ -9,10 +9,10 @@ import {
   describeTarget,
   isConnectionLoss,
   isServerBusy,
-} from "../db.js";
-import { formatDuration } from "../duration.js";
-import { provesOwnSession } from "../lock.js";
-import { shortReleaseId } from "../release-id.js";
+} from "../db/connect.js";
+import { formatDuration } from "../core/duration.js";
+import { provesOwnSession } from "../db/session.js";
+import { shortReleaseId } from "../load/release-id.js";
 import type { RunContext } from "./context.js";
 
 export class Link {

@@ -4,11 +4,11 @@
 // longer be proven, early enough that the command is stopped before the lease can expire.
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { describeBlock, sameBlock, type Blocked } from "../blocking.js";
-import { isConnectionLoss } from "../db.js";
-import { formatDuration } from "../duration.js";
-import type { AttemptOutcome } from "../ledger.js";
-import { unlock } from "../lock.js";
+import { describeBlock, sameBlock, type Blocked } from "../core/blocking.js";
+import { isConnectionLoss } from "../db/connect.js";
+import { formatDuration } from "../core/duration.js";
+import type { AttemptOutcome } from "../db/ledger/attempts.js";
+import { unlock } from "../db/session.js";
 import { fields, type RunContext } from "./context.js";
 import type { Link } from "./link.js";
 

@@ -1,8 +1,8 @@
 // What a waiting process shows: who it waits for, since when, and for what; refreshed in place on a
 // terminal, every 10 s in logs, and only when it changes for what is worth one line (takeover steps).
 
-import type { AttemptView, WaitReason } from "../decide.js";
-import { formatDuration } from "../duration.js";
+import type { AttemptView, WaitReason } from "../core/decide.js";
+import { formatDuration } from "../core/duration.js";
 import { fields, type RunContext } from "./context.js";
 
 /** Progress lines while waiting, when stderr is not a terminal (Heroku logs, CI). */

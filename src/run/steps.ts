@@ -2,10 +2,10 @@
 // waiting once (listen or poll, by the pure plan) before the ledger is read again.
 
 import type pg from "pg";
-import type { AttemptView, Decision } from "../decide.js";
-import { planWait } from "../decide.js";
-import { notifyOutcome } from "../notify.js";
-import { WAITER_BEAT_MS } from "../ledger.js";
+import type { AttemptView, Decision } from "../core/decide.js";
+import { planWait } from "../core/decide.js";
+import { notifyOutcome } from "./notify.js";
+import { WAITER_BEAT_MS } from "../db/ledger/attempts.js";
 import { fields, participant, type RunContext } from "./context.js";
 import type { Link } from "./link.js";
 import { describeAttempt, type Progress } from "./progress.js";

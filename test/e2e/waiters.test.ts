@@ -6,7 +6,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
-import { followerOutcomeSql } from "../../src/ledger.js";
+import { followerOutcomeSql } from "../../src/db/ledger/attempts.js";
 import { ROOT, runCli, startCli, type StartedCli } from "../support/cli.js";
 import { gate, waitFor, waitForRunningAttempt, waitForStderr } from "../support/wait.js";
 

@@ -4,17 +4,17 @@
 
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { decide } from "../../src/decide.js";
-import { ReleaseError } from "../../src/errors.js";
+import { decide } from "../../src/core/decide.js";
+import { ReleaseError } from "../../src/core/errors.js";
 import {
   followerOutcomeSql,
   followerWaitedSql,
   Ledger,
   WAITER_GONE_MS,
   type NewAttempt,
-} from "../../src/ledger.js";
-import { provesOwnSession } from "../../src/lock.js";
-import { deriveLockKey } from "../../src/lock-key.js";
+} from "../../src/db/ledger/attempts.js";
+import { provesOwnSession } from "../../src/db/session.js";
+import { deriveLockKey } from "../../src/core/lock-key.js";
 import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
 import { waitFor } from "../support/wait.js";
 

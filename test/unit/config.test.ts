@@ -1,8 +1,8 @@
 // Config parsing: precedence flags > environment > .env > defaults, RUN_MIGRATIONS, every error at once.
 
 import { describe, expect, it } from "vitest";
-import { parseConfig, type ConfigInput, type ConfigResult } from "../../src/config.js";
-import { OPTIONS } from "../../src/options.js";
+import { parseConfig, type ConfigInput, type ConfigResult } from "../../src/core/config.js";
+import { OPTIONS } from "../../src/core/options.js";
 
 const URL_ = "postgres://app:s3cret-pw@db.example.com:5432/app";
 

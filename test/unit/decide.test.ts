@@ -12,8 +12,8 @@ import {
   type AttemptView,
   type LeaseView,
   type Situation,
-} from "../../src/decide.js";
-import { FOLLOWER_MODES, ROLES } from "../../src/options.js";
+} from "../../src/core/decide.js";
+import { FOLLOWER_MODES, ROLES } from "../../src/core/options.js";
 
 const LEASES: Record<string, LeaseView> = {
   alive: { leftMs: 5000, sessionGone: false, orphans: [] },

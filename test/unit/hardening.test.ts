@@ -6,12 +6,12 @@ import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseConfig, type ConfigInput, type ConfigResult } from "../../src/config.js";
-import { connectionSettings, describeTarget, explainConnectError, pgClientConfig } from "../../src/db.js";
+import { parseConfig, type ConfigInput, type ConfigResult } from "../../src/core/config.js";
+import { connectionSettings, describeTarget, explainConnectError, pgClientConfig } from "../../src/db/connect.js";
 import { findBuildReleaseId } from "../../demo/stamp-release-id.js";
-import { findReleaseId, gitHead, shortReleaseId } from "../../src/release-id.js";
-import { createReporter } from "../../src/reporter.js";
-import { joinNegativeValues } from "../../src/run-args.js";
+import { findReleaseId, gitHead, shortReleaseId } from "../../src/load/release-id.js";
+import { createReporter } from "../../src/core/reporter.js";
+import { joinNegativeValues } from "../../src/cli/run-args.js";
 import { scratchDir } from "../support/cli.js";
 
 const URL_ = "postgres://app:s3cret-pw@db.example.com:5432/app";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { deriveLockKey, LOCK_NAMESPACE } from "../../src/lock-key.js";
+import { deriveLockKey, LOCK_NAMESPACE } from "../../src/core/lock-key.js";
 
 const INT4_MAX = 2 ** 31 - 1;
 

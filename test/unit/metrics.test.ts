@@ -1,7 +1,7 @@
 // formatMetrics: the Prometheus text format, read back with a real parser.
 
 import { describe, expect, it } from "vitest";
-import { DURATION_BUCKETS_SECONDS, formatMetrics, type MetricsSnapshot } from "../../src/metrics.js";
+import { DURATION_BUCKETS_SECONDS, formatMetrics, type MetricsSnapshot } from "../../src/core/metrics.js";
 import { parseExposition, valueOf } from "../support/prometheus.js";
 
 const snapshot: MetricsSnapshot = {

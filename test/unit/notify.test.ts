@@ -1,15 +1,15 @@
 // buildNotification: what a receiver gets, scrubbed; retryDelay: the backoff between attempts.
 
 import { describe, expect, it } from "vitest";
-import { parseConfig } from "../../src/config.js";
+import { parseConfig } from "../../src/core/config.js";
 import {
   buildNotification,
   NOTIFY_BUDGET_MS,
   retryDelay,
   TAIL_LINES,
   type NotifyEvent,
-} from "../../src/notify.js";
-import { createReporter } from "../../src/reporter.js";
+} from "../../src/run/notify.js";
+import { createReporter } from "../../src/core/reporter.js";
 
 const PASSWORD = "s3cret/pw@x";
 const failed: NotifyEvent = {

@@ -2,9 +2,9 @@
 
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ExitCode } from "../../src/exit-codes.js";
-import { withOptionsTable } from "../../src/options-doc.js";
-import { OPTIONS } from "../../src/options.js";
+import { ExitCode } from "../../src/core/exit-codes.js";
+import { withOptionsTable } from "../../src/core/options-doc.js";
+import { OPTIONS } from "../../src/core/options.js";
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
 

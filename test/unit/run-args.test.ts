@@ -3,8 +3,8 @@
 
 import yargs from "yargs";
 import { describe, expect, it } from "vitest";
-import { parseRunFast } from "../../src/run-args.js";
-import { ENV_FILE_OPTION, OPTIONS, takes, type OptionSpec } from "../../src/options.js";
+import { parseRunFast } from "../../src/cli/run-args.js";
+import { ENV_FILE_OPTION, OPTIONS, takes, type OptionSpec } from "../../src/core/options.js";
 
 /** What the CLI's yargs setup yields: given flags by name, and the command words. */
 function viaYargs(args: string[]): { flags: Record<string, unknown>; words: string[] } {

@@ -4,8 +4,8 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createReporter } from "../../src/reporter.js";
-import { createScrubber, isDistinctive, maskUrlPasswords, MASK, passwordOf } from "../../src/secrets.js";
+import { createReporter } from "../../src/core/reporter.js";
+import { createScrubber, isDistinctive, maskUrlPasswords, MASK, passwordOf } from "../../src/core/secrets.js";
 
 /** At least 1,000 random cases per property, in CI as locally; a busy CI machine needs more than 5 s. */
 const RUNS = { numRuns: 1000 };

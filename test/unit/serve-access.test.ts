@@ -2,9 +2,9 @@
 // and which Authorization headers carry the token.
 
 import { describe, expect, it } from "vitest";
-import { parseConfig } from "../../src/config.js";
-import { UsageError } from "../../src/errors.js";
-import { ExitCode } from "../../src/exit-codes.js";
+import { parseConfig } from "../../src/core/config.js";
+import { UsageError } from "../../src/core/errors.js";
+import { ExitCode } from "../../src/core/exit-codes.js";
 import {
   AUTH_CHALLENGE,
   checkServeAccess,
@@ -12,7 +12,7 @@ import {
   isLoopback,
   MIN_TOKEN_LENGTH,
   presentedSecret,
-} from "../../src/serve-access.js";
+} from "../../src/operator/serve-access.js";
 
 const TOKEN = "0123456789abcdef0123456789abcdef";
 const DATABASE_URL = "postgres://app:pw@db/app";

@@ -2,9 +2,9 @@
 // in one sentence that never contains the password.
 
 import pg from "pg";
-import { parseDatabaseUrl, type Config } from "./config.js";
-import { DatabaseUnavailableError, UsageError } from "./errors.js";
-import { formatDuration } from "./duration.js";
+import { parseDatabaseUrl, type Config } from "../core/config.js";
+import { DatabaseUnavailableError, UsageError } from "../core/errors.js";
+import { formatDuration } from "../core/duration.js";
 
 /**
  * Where a URL connects, for messages: `host:port`, or `/dir/.s.PGSQL.port` for a Unix socket (a host

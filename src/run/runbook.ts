@@ -4,22 +4,22 @@
 
 import { hostname } from "node:os";
 import { checkCommand, describeCommand, loadExeca } from "./command.js";
-import { passwordOf, type Config, type Environment } from "./config.js";
-import { decide } from "./decide.js";
-import { UsageError } from "./errors.js";
-import { Ledger } from "./ledger.js";
-import { deriveLockKey } from "./lock-key.js";
-import { resolveReleaseId, shortReleaseId } from "./release-id.js";
-import type { Reporter } from "./reporter.js";
-import { participant, type RunContext, type RunResult } from "./run/context.js";
-import { endDone, endFailed, endInterrupted, endTimeout, skip } from "./run/endings.js";
-import { lead } from "./run/lead.js";
-import { Link } from "./run/link.js";
-import { leaseFor } from "./run/ownership.js";
-import { Progress } from "./run/progress.js";
-import { endOrphans, takeOver, waitOnce } from "./run/steps.js";
+import { passwordOf, type Config, type Environment } from "../core/config.js";
+import { decide } from "../core/decide.js";
+import { UsageError } from "../core/errors.js";
+import { Ledger } from "../db/ledger/attempts.js";
+import { deriveLockKey } from "../core/lock-key.js";
+import { resolveReleaseId, shortReleaseId } from "../load/release-id.js";
+import type { Reporter } from "../core/reporter.js";
+import { participant, type RunContext, type RunResult } from "./context.js";
+import { endDone, endFailed, endInterrupted, endTimeout, skip } from "./endings.js";
+import { lead } from "./lead.js";
+import { Link } from "./link.js";
+import { leaseFor } from "./ownership.js";
+import { Progress } from "./progress.js";
+import { endOrphans, takeOver, waitOnce } from "./steps.js";
 
-export type { RunOutcome, RunResult } from "./run/context.js";
+export type { RunOutcome, RunResult } from "./context.js";
 
 export interface RunInput {
   config: Config;

@@ -2,23 +2,23 @@
 // `doctor` (is this setup safe, and what to fix). Each returns plain data; formatting is separate.
 
 import type pg from "pg";
-import { parseDatabaseUrl, passwordOf, type Config, type Environment } from "./config.js";
-import { applicationName, connect, connectionSettings, describeTarget } from "./db.js";
-import { ReleaseError } from "./errors.js";
-import { formatDuration } from "./duration.js";
-import { describeBlock } from "./blocking.js";
+import { parseDatabaseUrl, passwordOf, type Config, type Environment } from "../core/config.js";
+import { applicationName, connect, connectionSettings, describeTarget } from "../db/connect.js";
+import { ReleaseError } from "../core/errors.js";
+import { formatDuration } from "../core/duration.js";
+import { describeBlock } from "../core/blocking.js";
 import {
   readAttempts,
   readWaiters,
   type AttemptRecord,
   type FollowerOutcomeRow,
   type HistoryFilter,
-} from "./history.js";
-import { provesOwnSession, readLeakedLocks, readLockHolder, type LockHolder } from "./lock.js";
-import { deriveLockKey, type LockKey } from "./lock-key.js";
-import { resolveReleaseId } from "./release-id.js";
-import { leaseFor } from "./run/ownership.js";
-import { isDistinctive } from "./secrets.js";
+} from "../db/ledger/reads.js";
+import { provesOwnSession, readLeakedLocks, readLockHolder, type LockHolder } from "../db/session.js";
+import { deriveLockKey, type LockKey } from "../core/lock-key.js";
+import { resolveReleaseId } from "../load/release-id.js";
+import { leaseFor } from "../run/ownership.js";
+import { isDistinctive } from "../core/secrets.js";
 
 /** A client with the settings every command shares (connectionSettings), ended when `fn` settles. */
 export async function withClient<T>(

@@ -2,10 +2,10 @@
 // waiting. buildNotification is pure; sendNotification retries with backoff within a 10 s budget and
 // never throws. Neither ever prints the URL (it may hold a token, as a Slack webhook's path does).
 
-import type { Config } from "./config.js";
-import { passwordOf } from "./config.js";
-import { formatDuration } from "./duration.js";
-import type { Reporter } from "./reporter.js";
+import type { Config } from "../core/config.js";
+import { passwordOf } from "../core/config.js";
+import { formatDuration } from "../core/duration.js";
+import type { Reporter } from "../core/reporter.js";
 
 /** How an attempt ended, or "timeout" when a follower gave up waiting. */
 export type NotifyStatus = "succeeded" | "failed" | "lost" | "interrupted" | "abandoned" | "timeout";

@@ -4,8 +4,8 @@
 
 import type { Socket } from "node:net";
 import type pg from "pg";
-import { quoteIdent } from "./db.js";
-import type { LockKey } from "./lock-key.js";
+import { quoteIdent } from "./connect.js";
+import type { LockKey } from "../core/lock-key.js";
 
 /**
  * Proves that this client talks to its own PostgreSQL backend, with no pooler in between: the server

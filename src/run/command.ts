@@ -7,8 +7,8 @@ import { constants as osConstants } from "node:os";
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { ResultPromise } from "execa";
-import type { Command } from "./config.js";
-import { UsageError } from "./errors.js";
+import type { Command } from "../core/config.js";
+import { UsageError } from "../core/errors.js";
 
 /** How much of the command's output the ledger keeps. */
 export const OUTPUT_TAIL_BYTES = 16 * 1024;

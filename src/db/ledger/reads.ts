@@ -2,9 +2,9 @@
 // with the outcomes of the processes that waited on them. Shared by `status`, `history` and `serve`.
 
 import type pg from "pg";
-import { quoteIdent } from "./db.js";
-import { describeBlock, type Blocked } from "./blocking.js";
-import { followerLastSeenSql, followerOutcomeSql, followerWaitedSql, isMissingLedger } from "./ledger.js";
+import { quoteIdent } from "../connect.js";
+import { describeBlock, type Blocked } from "../../core/blocking.js";
+import { followerLastSeenSql, followerOutcomeSql, followerWaitedSql, isMissingLedger } from "./attempts.js";
 
 export interface FollowerOutcomeRow {
   id: number;

@@ -1,7 +1,7 @@
 // The fast path of the command line: `run [options] -- <command>` parsed with node:util, not yargs.
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { ENV_FILE_OPTION, OPTIONS, takes, type OptionSpec } from "./options.js";
+import { ENV_FILE_OPTION, OPTIONS, takes, type OptionSpec } from "../core/options.js";
 
 /**
  * The release phase's own invocation, `run [options] -- <command>`, parsed without yargs (loading and

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import pg from "pg";
-import type { Config } from "./config.js";
+import type { Config } from "../core/config.js";
 import {
   applicationName,
   connectionSettings,
@@ -16,14 +16,14 @@ import {
   explainConnectError,
   isConnectionLoss,
   pgClientConfig,
-} from "./db.js";
-import { formatDuration } from "./duration.js";
-import { UsageError } from "./errors.js";
-import { readReleases, type ReleaseRecord } from "./history.js";
-import { readLockHolder } from "./lock.js";
-import { deriveLockKey } from "./lock-key.js";
-import { formatMetrics, METRICS_CONTENT_TYPE, readMetrics } from "./metrics.js";
-import type { Reporter } from "./reporter.js";
+} from "../db/connect.js";
+import { formatDuration } from "../core/duration.js";
+import { UsageError } from "../core/errors.js";
+import { readReleases, type ReleaseRecord } from "../db/ledger/reads.js";
+import { readLockHolder } from "../db/session.js";
+import { deriveLockKey } from "../core/lock-key.js";
+import { formatMetrics, METRICS_CONTENT_TYPE, readMetrics } from "../core/metrics.js";
+import type { Reporter } from "../core/reporter.js";
 import { AUTH_CHALLENGE, checkServeAccess, createAuthorizer } from "./serve-access.js";
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./serve-page.js";
 

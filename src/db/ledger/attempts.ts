@@ -5,11 +5,11 @@
 // All SQL of the run lives here.
 
 import type pg from "pg";
-import { quoteIdent } from "./db.js";
-import type { AttemptStatus, AttemptView } from "./decide.js";
-import { UnsafeSetupError, UsageError } from "./errors.js";
-import type { Blocked } from "./blocking.js";
-import type { LockKey } from "./lock-key.js";
+import { quoteIdent } from "../connect.js";
+import type { AttemptStatus, AttemptView } from "../../core/decide.js";
+import { UnsafeSetupError, UsageError } from "../../core/errors.js";
+import type { Blocked } from "../../core/blocking.js";
+import type { LockKey } from "../../core/lock-key.js";
 
 /** The ledger's schema version; 0.1.0 wrote version 1 (no constraints, no lock signal). */
 export const LEDGER_VERSION = 2;

@@ -3,8 +3,8 @@
 
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
-import type { Config } from "./config.js";
-import { UsageError } from "./errors.js";
+import type { Config } from "../core/config.js";
+import { UsageError } from "../core/errors.js";
 
 /** Shorter tokens are refused: the page shows commands and output tails. Heroku's generator makes 64 characters. */
 export const MIN_TOKEN_LENGTH = 16;

@@ -4,8 +4,8 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import type { Config, Environment } from "./config.js";
-import { UsageError } from "./errors.js";
+import type { Config, Environment } from "../core/config.js";
+import { UsageError } from "../core/errors.js";
 
 /** Commit variables of platforms and CI services, in the order they are tried after the release id file. */
 export const COMMIT_ENV_VARS = [

@@ -2,9 +2,9 @@
 // readMetrics gathers a snapshot with read-only SQL; formatMetrics turns it into text and is pure.
 
 import type pg from "pg";
-import { quoteIdent } from "./db.js";
-import { followerOutcomeSql, isMissingLedger } from "./ledger.js";
-import { readLockHolder } from "./lock.js";
+import { quoteIdent } from "../db/connect.js";
+import { followerOutcomeSql, isMissingLedger } from "../db/ledger/attempts.js";
+import { readLockHolder } from "../db/session.js";
 import type { LockKey } from "./lock-key.js";
 
 /** The Content-Type of the text format that Prometheus scrapes. */
