@@ -24,7 +24,14 @@ export { resolveReleaseId, COMMIT_ENV_VARS, type ReleaseId } from "./load/releas
 export { parseDuration, formatDuration } from "./core/duration.js";
 export { ExitCode } from "./core/exit-codes.js";
 export * from "./core/errors.js";
-export { OPTIONS, ROLES, FOLLOWER_MODES, type Role, type FollowerMode, type OptionSpec } from "./core/options.js";
+export {
+  OPTIONS,
+  ROLES,
+  FOLLOWER_MODES,
+  type Role,
+  type FollowerMode,
+  type OptionSpec,
+} from "./core/options.js";
 export { createReporter, type Reporter } from "./core/reporter.js";
 export { serveReleases, type ServeOptions } from "./operator/serve.js";
 export { readReleases, readAttempts, type ReleaseRecord, type AttemptRecord } from "./db/ledger/reads.js";

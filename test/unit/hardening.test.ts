@@ -7,7 +7,12 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseConfig, type ConfigInput, type ConfigResult } from "../../src/core/config.js";
-import { connectionSettings, describeTarget, explainConnectError, pgClientConfig } from "../../src/db/connect.js";
+import {
+  connectionSettings,
+  describeTarget,
+  explainConnectError,
+  pgClientConfig,
+} from "../../src/db/connect.js";
 import { findBuildReleaseId } from "../../demo/stamp-release-id.js";
 import { findReleaseId, gitHead, shortReleaseId } from "../../src/load/release-id.js";
 import { createReporter } from "../../src/core/reporter.js";
