@@ -5,7 +5,8 @@
 import { rmSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { ReleaseError } from "../src/core/errors.js";
-import { COMMIT_ENV_VARS, gitHead, releaseIdFromVariable, shortReleaseId } from "../src/load/release-id.js";
+import { COMMIT_ENV_VARS, releaseIdFromVariable, shortReleaseId } from "../src/core/release-id.js";
+import { gitHead } from "../src/load/release-id.js";
 import { isMain } from "./is-main.js";
 
 export type Environment = Readonly<Record<string, string | undefined>>;

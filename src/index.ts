@@ -20,7 +20,8 @@ export {
   planWait,
 } from "./core/decide.js";
 export { deriveLockKey, LOCK_NAMESPACE, type LockKey } from "./core/lock-key.js";
-export { resolveReleaseId, COMMIT_ENV_VARS, type ReleaseId } from "./load/release-id.js";
+export { resolveReleaseId } from "./load/release-id.js";
+export { COMMIT_ENV_VARS, type ReleaseId } from "./core/release-id.js";
 export { parseDuration, formatDuration } from "./core/duration.js";
 export { ExitCode } from "./core/exit-codes.js";
 export * from "./core/errors.js";

@@ -4,7 +4,7 @@
 // zod/mini: the same validation as zod, a quarter of its size in the bundle (start-up time matters here).
 import * as z from "zod/mini";
 import { parseDuration } from "./duration.js";
-import { RELEASE_ID_PATTERN, RELEASE_ID_RULE } from "../load/release-id.js";
+import { RELEASE_ID_PATTERN, RELEASE_ID_RULE } from "./release-id.js";
 
 export const ROLES = ["auto", "leader", "follower"] as const;
 export type Role = (typeof ROLES)[number];

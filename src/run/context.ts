@@ -4,7 +4,7 @@ import type { Config, Environment } from "../core/config.js";
 import { ExitCode } from "../core/exit-codes.js";
 import type { Ledger, Participant } from "../db/ledger/attempts.js";
 import type { LockKey } from "../core/lock-key.js";
-import type { ReleaseId } from "../load/release-id.js";
+import type { ReleaseId } from "../core/release-id.js";
 import type { Reporter } from "../core/reporter.js";
 
 export type RunOutcome =

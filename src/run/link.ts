@@ -12,7 +12,7 @@ import {
 } from "../db/connect.js";
 import { formatDuration } from "../core/duration.js";
 import { provesOwnSession } from "../db/session.js";
-import { shortReleaseId } from "../load/release-id.js";
+import { shortReleaseId } from "../core/release-id.js";
 import type { RunContext } from "./context.js";
 
 export class Link {

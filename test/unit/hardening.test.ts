@@ -14,7 +14,8 @@ import {
   pgClientConfig,
 } from "../../src/db/connect.js";
 import { findBuildReleaseId } from "../../demo/stamp-release-id.js";
-import { findReleaseId, gitHead, shortReleaseId } from "../../src/load/release-id.js";
+import { shortReleaseId } from "../../src/core/release-id.js";
+import { findReleaseId, gitHead } from "../../src/load/release-id.js";
 import { createReporter } from "../../src/core/reporter.js";
 import { joinNegativeValues } from "../../src/cli/run-args.js";
 import { scratchDir } from "../support/cli.js";

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
 import { ENV_FILE_OPTION, OPTIONS, RUN_MIGRATIONS_ENV, type OptionSpec } from "../../src/core/options.js";
-import { COMMIT_ENV_VARS } from "../../src/load/release-id.js";
+import { COMMIT_ENV_VARS } from "../../src/core/release-id.js";
 import { ROOT } from "../support/cli.js";
 
 interface EnvEntry {
