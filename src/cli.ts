@@ -2,13 +2,14 @@
 // The command line: yargs reads argv and calls the library; one catch at the top maps errors to exit codes.
 
 import type { Argv } from "yargs";
-import { loadConfig, passwordOf, type Config, type Environment } from "./core/config.js";
+import type { Config, Environment } from "./core/config.js";
+import { loadConfig } from "./load/config.js";
 import { ReleaseError, UsageError } from "./core/errors.js";
 import { ExitCode } from "./core/exit-codes.js";
 import { ENV_FILE_OPTION, OPTIONS, takes, type CommandName, type OptionSpec } from "./core/options.js";
 import { createReporter, type Reporter } from "./core/reporter.js";
 import { joinNegativeValues, parseRunFast } from "./cli/run-args.js";
-import { isDistinctive } from "./core/secrets.js";
+import { isDistinctive, passwordOf, WEAK_PASSWORD } from "./core/secrets.js";
 
 /** The package's version, written in by the bundler (scripts/bundle.mjs): the binary has no package.json. */
 declare const RELEASE_ORCHESTRATOR_VERSION: string;
@@ -95,7 +96,7 @@ function load(argv: Record<string, unknown>, reporter: Reporter, command: Comman
   }
   for (const warning of warnings) reporter.warn(warning);
   if (password !== undefined && !isDistinctive(password) && command === "run") {
-    reporter.warn(`${WEAK_PASSWORD_WARNING} Use a random password of 16 characters or more.`, {
+    reporter.warn(`${WEAK_PASSWORD} Use a random password of 16 characters or more.`, {
       event: "weak-password",
     });
   }
@@ -130,7 +131,8 @@ async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Pr
 
 async function statusCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const { config } = load(argv, reporter, "status");
-  const { withClient, readStatus, formatStatus } = await import("./operator/status.js");
+  const { withClient } = await import("./operator/client.js");
+  const { readStatus, formatStatus } = await import("./operator/status.js");
   const report = await withClient(config, "status", (client) => readStatus(client, config, config.limit));
   print(reporter, config.json ? JSON.stringify(report, null, 2) : formatStatus(report));
   return ExitCode.ok;
@@ -138,7 +140,8 @@ async function statusCommand(argv: Record<string, unknown>, reporter: Reporter):
 
 async function historyCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const { config, flags } = load(argv, reporter, "history");
-  const { withClient, readHistory, formatHistory } = await import("./operator/status.js");
+  const { withClient } = await import("./operator/client.js");
+  const { readHistory, formatHistory } = await import("./operator/history.js");
   // --app filters; the app name from the environment (HEROKU_APP_NAME...) does not.
   const app = typeof flags.app === "string" ? config.app : undefined;
   const attempts = await withClient(config, "history", (client) =>
@@ -150,7 +153,7 @@ async function historyCommand(argv: Record<string, unknown>, reporter: Reporter)
 
 async function doctorCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const { config, env } = load(argv, reporter, "doctor");
-  const { runDoctor, formatFindings } = await import("./operator/status.js");
+  const { runDoctor, formatFindings } = await import("./operator/doctor/doctor.js");
   const findings = await runDoctor(config, env, process.cwd());
   const failed = findings.some((f) => f.verdict === "fail");
   print(
@@ -174,10 +177,6 @@ function print(reporter: Reporter, text: string): void {
   if (process.stdout.destroyed || !process.stdout.writable) return;
   process.stdout.write(`${reporter.redact(text)}\n`);
 }
-
-/** Same words as doctor's "password" check (inspect.ts is loaded lazily, so the text lives here too). */
-const WEAK_PASSWORD_WARNING =
-  "the database password is short or a plain word (under 8 characters, or only letters and under 16): it is masked in URLs and password= settings, but not in free text, where it cannot be told from ordinary words.";
 
 /**
  * A reader of our output that goes away (`run ... | head -c 5`) must not end the orchestrator: the

@@ -1,39 +1,23 @@
-// The library: the same path the CLI takes, for programs that embed release-orchestrator.
+// The library: the same path the CLI takes, for programs that embed release-orchestrator. What is
+// exported here is a semver promise: run a release, load its config, read status and history, check
+// the setup, serve the page, and the errors and exit codes that say how it went.
 
 export { runRelease, type RunInput, type RunResult, type RunOutcome } from "./run/runbook.js";
 export {
   parseConfig,
-  loadConfig,
   type Config,
   type ConfigInput,
   type ConfigResult,
   type Command,
 } from "./core/config.js";
-export {
-  decide,
-  type Decision,
-  type Situation,
-  type AttemptView,
-  type AttemptStatus,
-  type LeaseView,
-  takeover,
-  planWait,
-} from "./core/decide.js";
-export { deriveLockKey, LOCK_NAMESPACE, type LockKey } from "./core/lock-key.js";
-export { resolveReleaseId } from "./load/release-id.js";
-export { COMMIT_ENV_VARS, type ReleaseId } from "./core/release-id.js";
-export { parseDuration, formatDuration } from "./core/duration.js";
-export { ExitCode } from "./core/exit-codes.js";
-export * from "./core/errors.js";
-export {
-  OPTIONS,
-  ROLES,
-  FOLLOWER_MODES,
-  type Role,
-  type FollowerMode,
-  type OptionSpec,
-} from "./core/options.js";
-export { createReporter, type Reporter } from "./core/reporter.js";
+export { loadConfig } from "./load/config.js";
+export { withClient } from "./operator/client.js";
+export { readStatus, type StatusReport } from "./operator/status.js";
+export { readHistory } from "./operator/history.js";
+export type { HistoryFilter } from "./db/ledger/reads.js";
+export type { Attempt, AttemptStatus, AttemptWithFollowers, FollowerRecord } from "./core/records.js";
+export { runDoctor, type Finding, type Verdict } from "./operator/doctor/doctor.js";
 export { serveReleases, type ServeOptions } from "./operator/serve.js";
-export { readReleases, readAttempts, type ReleaseRecord, type AttemptRecord } from "./db/ledger/reads.js";
-export { readStatus, runDoctor, type StatusReport, type Finding } from "./operator/status.js";
+export { createReporter, type Reporter, type ReporterOptions } from "./core/reporter.js";
+export { ExitCode, type ExitCodeName } from "./core/exit-codes.js";
+export { ReleaseError, UsageError, DatabaseUnavailableError, UnsafeSetupError } from "./core/errors.js";

@@ -1,12 +1,7 @@
 // Config: a pure parser (flags + environment + .env + defaults -> config and warnings, or every error
-// at once) and a thin loader that reads the process environment and the .env file around it.
+// at once). The thin loader that reads the process environment and the .env file is load/config.ts.
 
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
-import { parse as parseDotenv } from "dotenv";
-import { UsageError } from "./errors.js";
 import {
-  ENV_FILE_OPTION,
   OPTIONS,
   RUN_MIGRATIONS_ENV,
   RUN_MIGRATIONS_SCHEMA,
@@ -87,7 +82,8 @@ interface Found {
   source: string;
 }
 
-function present(value: string | undefined): value is string {
+/** A value that is set and not blank. */
+export function present(value: string | undefined): value is string {
   return value !== undefined && value.trim() !== "";
 }
 
@@ -293,38 +289,4 @@ export function parseConfig(input: ConfigInput): ConfigResult {
     verbose: values.verbose as boolean,
   };
   return { ok: true, config, warnings };
-}
-
-/** Reads the dotenv file named by --dotenv / RELEASE_ENV_FILE (default .env); a missing default file is fine. */
-export function loadDotenv(
-  flags: Readonly<Record<string, unknown>>,
-  env: Environment,
-  cwd: string,
-): Environment {
-  const flagValue = flags[ENV_FILE_OPTION.flag];
-  const explicit = typeof flagValue === "string" ? flagValue : env[ENV_FILE_OPTION.env];
-  const path = resolve(cwd, present(explicit) ? explicit : ENV_FILE_OPTION.default);
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    if (!present(explicit) && (error as NodeJS.ErrnoException).code === "ENOENT") return {};
-    throw new UsageError(`Cannot read the env file ${path}: ${(error as Error).message}.`);
-  }
-  return parseDotenv(text);
-}
-
-/** Loads the config from flags, the process environment and .env; throws UsageError with every problem. */
-export function loadConfig(
-  flags: Readonly<Record<string, unknown>>,
-  argvCommand: readonly string[],
-  env: Environment = process.env,
-  cwd: string = process.cwd(),
-  purpose: "run" | "inspect" = "run",
-  command?: CommandName,
-): { config: Config; warnings: string[]; dotenv: Environment } {
-  const dotenv = loadDotenv(flags, env, cwd);
-  const result = parseConfig({ flags, argvCommand, env, dotenv, purpose, command });
-  if (!result.ok) throw new UsageError(result.errors);
-  return { config: result.config, warnings: result.warnings, dotenv };
 }

@@ -2,46 +2,21 @@
 // does next, and when a stale owner may be taken over. No IO; tested over their whole space.
 
 import type { FollowerMode, OrphanPolicy, Role } from "./options.js";
+import type { Attempt, AttemptStatus, Lease } from "./records.js";
 
-export const ATTEMPT_STATUSES = [
-  "running",
-  "succeeded",
-  "failed",
-  "interrupted",
-  "lost",
-  "abandoned",
-  "duplicate",
-] as const;
-export type AttemptStatus = (typeof ATTEMPT_STATUSES)[number];
+export { ATTEMPT_STATUSES, type AttemptStatus } from "./records.js";
 
-/** What the ledger says of a running attempt's lease, all measured by the database clock. */
-export interface LeaseView {
-  /** Milliseconds left on the lease; 0 or less means it expired and nobody owns the task any more. */
-  leftMs: number;
-  /**
-   * When the leader holds the advisory lock on a session proven to be its own: true once that backend
-   * no longer holds it (the leader's session is gone). Undefined when it holds no lock (a pooler).
-   */
-  sessionGone: boolean | undefined;
-  /** Backend pids of the attempt's own command sessions still connected (read once the lease expired). */
-  orphans: readonly number[];
-}
+/** What the ledger says of a running attempt's lease (see Lease); the decision needs these parts. */
+export type LeaseView = Pick<Lease, "leftMs" | "sessionGone" | "orphans">;
 
-/** The part of a ledger row the decision needs. */
-export interface AttemptView {
-  id: number;
-  status: AttemptStatus;
-  releaseId: string | null;
-  app: string;
-  pid: number;
-  host: string;
-  role: string;
-  startedAt: Date;
-  finishedAt: Date | null;
-  exitCode: number | null;
-  /** Present on running attempts. */
-  lease?: LeaseView;
-}
+/** The part of an attempt's record the decision needs. */
+export type AttemptView = Pick<
+  Attempt,
+  "id" | "status" | "releaseId" | "app" | "pid" | "host" | "role" | "startedAt" | "exitCode"
+> & {
+  /** Running attempts only. */
+  lease: LeaseView | null;
+};
 
 export interface Situation {
   role: Role;
@@ -82,7 +57,7 @@ export function isStopped(status: AttemptStatus): boolean {
 /** A running attempt whose owner is gone: its lease expired, or its proven lock session ended. */
 export function isOwnerGone(attempt: AttemptView): boolean {
   const lease = attempt.lease;
-  return lease !== undefined && (lease.leftMs <= 0 || lease.sessionGone === true);
+  return lease !== null && (lease.leftMs <= 0 || lease.sessionGone === true);
 }
 
 export type TakeoverStep =
@@ -98,7 +73,7 @@ export type TakeoverStep =
  */
 export function takeover(holder: AttemptView, orphanPolicy: OrphanPolicy): TakeoverStep {
   const lease = holder.lease;
-  if (lease === undefined) return { step: "abandon" }; // not running: nothing to wait for
+  if (lease === null) return { step: "abandon" }; // not running: nothing to wait for
   if (lease.leftMs > 0) return { step: "wait-lease", leftMs: lease.leftMs };
   if (lease.orphans.length > 0) {
     return orphanPolicy === "terminate"

@@ -1,11 +1,5 @@
 // GET /metrics: what the ledger says, in the Prometheus text exposition format (version 0.0.4).
-// readMetrics gathers a snapshot with read-only SQL; formatMetrics turns it into text and is pure.
-
-import type pg from "pg";
-import { quoteIdent } from "../db/connect.js";
-import { followerOutcomeSql, isMissingLedger } from "../db/ledger/attempts.js";
-import { readLockHolder } from "../db/session.js";
-import type { LockKey } from "./lock-key.js";
+// The snapshot is read by db/ledger/reads.ts (readMetricsSnapshot); formatMetrics turns it into text.
 
 /** The Content-Type of the text format that Prometheus scrapes. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -17,7 +11,10 @@ export interface MetricsSnapshot {
   lockName: string;
   /** Whether a session holds the advisory lock now. */
   lockHeld: boolean;
-  /** Every attempt in the ledger, counted by task and status (running included). */
+  /**
+   * Attempts in the ledger by task and status: every status for every task it knows, zeros included,
+   * so that an alert on a status's increase fires on its first occurrence too.
+   */
   attempts: { task: string; status: string; count: number }[];
   /** Per task: when its latest successful attempt finished (seconds since the epoch). */
   lastSuccess: { task: string; seconds: number }[];
@@ -116,110 +113,4 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
     ),
   ];
   return `${families.join("\n")}\n`;
-}
-
-// -------------------------------------------------------------------------------------------- read
-
-interface AttemptCountRow {
-  task: string;
-  status: string;
-  count: number;
-  leased: number;
-  last_success: number | null;
-  timed: number;
-  sum_ms: number;
-}
-
-interface BucketRow {
-  task: string;
-  status: string;
-  le_ms: number;
-  n: number;
-}
-
-/** Reads a snapshot: the lock from pg_locks, the rest from the ledger (a missing ledger reads as empty). */
-export async function readMetrics(
-  client: pg.Client,
-  schema: string,
-  lock: { name: string; key: LockKey },
-): Promise<MetricsSnapshot> {
-  const holder = await readLockHolder(client, lock.key);
-  const snapshot: MetricsSnapshot = {
-    lockName: lock.name,
-    lockHeld: holder !== undefined,
-    attempts: [],
-    lastSuccess: [],
-    leases: [],
-    waiters: [],
-    durations: [],
-  };
-  const s = quoteIdent(schema);
-  let counts: AttemptCountRow[];
-  let buckets: BucketRow[];
-  let waiting: { task: string; count: number }[];
-  try {
-    waiting = (
-      await client.query<{ task: string; count: number }>(
-        `SELECT f.task, count(*)::int AS count FROM ${s}.follower_outcomes f
-          WHERE ${followerOutcomeSql("f")} = 'waiting' AND f.outcome = 'waiting'
-          GROUP BY f.task ORDER BY f.task`,
-      )
-    ).rows;
-    counts = (
-      await client.query<AttemptCountRow>(
-        `SELECT task, status, count(*)::int AS count,
-                count(*) FILTER (WHERE status = 'running'
-                  AND heartbeat_at + lease_ms * interval '1 millisecond' > clock_timestamp())::int AS leased,
-                extract(epoch FROM max(finished_at) FILTER (WHERE status = 'succeeded'))::float8 AS last_success,
-                count(duration_ms) FILTER (WHERE status <> 'running')::int AS timed,
-                coalesce(sum(duration_ms) FILTER (WHERE status <> 'running'), 0)::float8 AS sum_ms
-           FROM ${s}.attempts
-          GROUP BY task, status
-          ORDER BY task, status`,
-      )
-    ).rows;
-    buckets = (
-      await client.query<BucketRow>(
-        `SELECT a.task, a.status, b.le_ms, count(*) FILTER (WHERE a.duration_ms <= b.le_ms)::int AS n
-           FROM ${s}.attempts a CROSS JOIN unnest($1::int[]) AS b(le_ms)
-          WHERE a.status <> 'running' AND a.duration_ms IS NOT NULL
-          GROUP BY a.task, a.status, b.le_ms
-          ORDER BY a.task, a.status, b.le_ms`,
-        [DURATION_BUCKETS_SECONDS.map((seconds) => seconds * 1000)],
-      )
-    ).rows;
-  } catch (error) {
-    if (isMissingLedger(error)) return snapshot;
-    throw error;
-  }
-  const leases = new Map<string, number>();
-  const lastSuccess = new Map<string, number>();
-  for (const row of counts) {
-    snapshot.attempts.push({ task: row.task, status: row.status, count: row.count });
-    leases.set(row.task, (leases.get(row.task) ?? 0) + row.leased);
-    if (row.last_success !== null) lastSuccess.set(row.task, row.last_success);
-    if (row.status !== "running" && row.timed > 0) {
-      const le = DURATION_BUCKETS_SECONDS.map((seconds) => {
-        const bucket = buckets.find(
-          (b) => b.task === row.task && b.status === row.status && b.le_ms === seconds * 1000,
-        );
-        return bucket?.n ?? 0;
-      });
-      snapshot.durations.push({
-        task: row.task,
-        status: row.status,
-        buckets: le,
-        count: row.timed,
-        sumSeconds: row.sum_ms / 1000,
-      });
-    }
-  }
-  snapshot.leases = [...leases].map(([task, held]) => ({ task, held }));
-  const waiters = new Map<string, number>([...leases.keys()].map((task) => [task, 0]));
-  for (const w of waiting) waiters.set(w.task, w.count);
-  snapshot.waiters = [...waiters]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([task, count]) => ({ task, count }));
-  snapshot.lastSuccess = [...lastSuccess].map(([task, seconds]) => ({ task, seconds }));
-  return snapshot;
 }

@@ -14,6 +14,10 @@
 
 export const MASK = "*****";
 
+/** The limit of the rule, said by `run` (a warning) and `doctor` (a finding) when a password is not distinctive. */
+export const WEAK_PASSWORD =
+  "the database password is short or a plain word (under 8 characters, or only letters and under 16): it is masked in URLs and password= settings, but not in free text, where it cannot be told from ordinary words.";
+
 /** Whether a password is unlikely enough to occur in ordinary text that it is masked everywhere. */
 export function isDistinctive(password: string): boolean {
   const length = [...password].length;

@@ -1,10 +1,9 @@
-// The session-level advisory lock, used only where a session is proven to be our own: a signal (a
-// leader's session died; who holds the lock now), never what decides ownership, which is the ledger's
-// lease. Also the proof itself, and what status and doctor read of locks.
+// The server around the ledger: whether a session is proven to be our own, the session-level advisory
+// lock (only on such a session: a signal that a leader's session died, never what decides ownership,
+// which is the ledger's lease) and who holds it, LISTEN, how full the server is, ending sessions.
 
 import type { Socket } from "node:net";
-import type pg from "pg";
-import { quoteIdent } from "./connect.js";
+import pg from "pg";
 import type { LockKey } from "../core/lock-key.js";
 
 /**
@@ -106,28 +105,26 @@ export async function readLockHolder(client: pg.Client, key: LockKey): Promise<L
   return (await readLockHolders(client, key))[0];
 }
 
+/** Listens on the ledger's NOTIFY channel (attempts starting and ending). */
+export async function listen(client: pg.Client, channel: string): Promise<void> {
+  await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+}
+
 /**
- * Sessions that hold the lock without a running attempt that recorded them: a lock left on a pooled
- * server connection (0.1.0 through a transaction-mode pooler), or a leader's session that outlived
- * its attempt. Nothing waits on them any more; doctor names them so they can be ended.
+ * How full the server is. More than half of max_connections in use counts as crowded: waiters then
+ * give their connection back between polls, so that the leader's command can still connect.
  */
-export async function readLeakedLocks(
+export async function readCrowding(
   client: pg.Client,
-  key: LockKey,
-  schema: string,
-): Promise<LockHolder[]> {
-  const quotedSchema = quoteIdent(schema);
-  const holders = await readLockHolders(client, key);
-  if (holders.length === 0) return [];
-  const exists = await client.query<{ present: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                     WHERE n.nspname = $1 AND c.relname = 'attempts' AND has_schema_privilege(n.oid, 'USAGE')) AS present`,
-    [schema],
+): Promise<{ used: number; max: number; crowded: boolean }> {
+  const result = await client.query<{ used: number; max: number }>(
+    "SELECT count(*)::int AS used, current_setting('max_connections')::int AS max FROM pg_stat_activity",
   );
-  if (exists.rows[0]?.present !== true) return holders;
-  const owners = await client.query<{ pid: number }>(
-    `SELECT lock_backend_pid AS pid FROM ${quotedSchema}.attempts WHERE status = 'running' AND lock_backend_pid IS NOT NULL`,
-  );
-  const owned = new Set(owners.rows.map((row) => row.pid));
-  return holders.filter((holder) => !owned.has(holder.pid));
+  const { used = 0, max = 0 } = result.rows[0] ?? {};
+  return { used, max, crowded: used * 2 > max };
+}
+
+/** Ends sessions (a dead leader's command's, with --orphan-sessions terminate). */
+export async function terminateSessions(client: pg.Client, pids: readonly number[]): Promise<void> {
+  await client.query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", [pids]);
 }

@@ -7,46 +7,19 @@
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import pg from "pg";
 import type { Config } from "../core/config.js";
-import {
-  applicationName,
-  connectionSettings,
-  describeTarget,
-  explainConnectError,
-  isConnectionLoss,
-  pgClientConfig,
-} from "../db/connect.js";
-import { formatDuration } from "../core/duration.js";
 import { UsageError } from "../core/errors.js";
-import { readReleases, type ReleaseRecord } from "../db/ledger/reads.js";
-import { readLockHolder } from "../db/session.js";
-import { deriveLockKey } from "../core/lock-key.js";
-import { formatMetrics, METRICS_CONTENT_TYPE, readMetrics } from "../core/metrics.js";
+import { METRICS_CONTENT_TYPE } from "../core/metrics.js";
 import type { Reporter } from "../core/reporter.js";
 import { AUTH_CHALLENGE, checkServeAccess, createAuthorizer } from "./serve-access.js";
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from "./serve-page.js";
+import { createLedgerReader, type LedgerReader } from "./serve-reader.js";
 
 export interface ServeOptions {
   config: Config;
   reporter: Reporter;
   /** Aborted on SIGINT/SIGTERM: the server closes and the promise resolves. */
   signal: AbortSignal;
-}
-
-/** What GET /api/releases returns, and what the page renders. */
-export interface ReleasesResponse {
-  /** The ledger's schema. */
-  schema: string;
-  /** At most this many attempts, newest first, grouped into releases. */
-  limit: number;
-  /** Who holds the release lock now (null: nobody). */
-  lock: {
-    name: string;
-    holder: { pid: number; applicationName: string | null; since: string | null } | null;
-  };
-  /** Newest release first; see ReleaseRecord in history.ts. */
-  releases: ReleaseRecord[];
 }
 
 export const MAX_LIMIT = 1000;
@@ -285,138 +258,4 @@ function send(
   if (contentType !== undefined) response.setHeader("content-type", contentType);
   if (status !== 304) response.setHeader("content-length", Buffer.byteLength(body));
   response.end(request.method === "HEAD" || status === 304 ? undefined : body);
-}
-
-// ------------------------------------------------------------------------------------------- ledger
-
-interface LedgerReader {
-  /** The JSON body of /api/releases, or undefined when the database does not answer. */
-  read(limit: number): Promise<string | undefined>;
-  /** The /metrics body, or undefined when the database does not answer. */
-  metrics(): Promise<string | undefined>;
-  ping(): Promise<{ ok: true; ms: number } | { ok: false }>;
-  end(): Promise<void>;
-}
-
-/**
- * Reads through a pool of at most 2 sessions. pg.Pool drops a session that errors (a restarted or
- * terminated backend) and opens a new one on the next request; a query that fails because its pooled
- * session died is retried once on a fresh one, so a database restart costs no failed request.
- */
-function createLedgerReader(config: Config, reporter: Reporter): LedgerReader {
-  const url = config.databaseUrl ?? "";
-  const target = describeTarget(url);
-  const pool = new pg.Pool({
-    ...pgClientConfig(connectionSettings(config)),
-    application_name: applicationName(["serve"]),
-    max: 2,
-    idleTimeoutMillis: 30_000,
-    connectionTimeoutMillis: Math.max(1000, Math.min(config.connectTimeoutMs, 5000)),
-    statement_timeout: 10_000,
-    query_timeout: 15_000,
-    keepAlive: true,
-  });
-  // An idle pooled session whose server goes away emits 'error'; the pool drops it. Nothing to do here.
-  pool.on("error", () => {});
-  const key = deriveLockKey(config.lockName);
-  const inFlight = new Map<number, Promise<string | undefined>>();
-  let answering: boolean | undefined;
-
-  /** Logs once when the database stops answering and once when it answers again; never the password. */
-  const track = (error: unknown, startedMs: number): void => {
-    if (error === undefined) {
-      if (answering === false) reporter.info("status page: the database answers again.");
-      answering = true;
-      return;
-    }
-    if (answering !== false) {
-      const why = isConnectionLoss(error)
-        ? explainConnectError(error, target, formatDuration(Date.now() - startedMs))
-        : `Reading the ledger in ${target} failed: ${(error as Error).message}.`;
-      reporter.warn(`status page: ${why} The page shows it and retries by itself.`);
-    }
-    answering = false;
-  };
-
-  async function withPooledClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      const client = await pool.connect();
-      try {
-        const result = await fn(client);
-        client.release();
-        return result;
-      } catch (error) {
-        client.release(true);
-        if (attempt === 1 && isConnectionLoss(error)) continue;
-        throw error;
-      }
-    }
-  }
-
-  async function readBody(limit: number): Promise<string | undefined> {
-    const started = Date.now();
-    try {
-      const payload = await withPooledClient(async (client): Promise<ReleasesResponse> => {
-        const releases = await readReleases(client, config.schema, { limit });
-        const holder = await readLockHolder(client, key);
-        return {
-          schema: config.schema,
-          limit,
-          lock: {
-            name: config.lockName,
-            holder:
-              holder === undefined
-                ? null
-                : { pid: holder.pid, applicationName: holder.applicationName, since: holder.backendStart },
-          },
-          releases,
-        };
-      });
-      track(undefined, started);
-      // Output tails were scrubbed by the process that recorded them; scrub again with what this one knows.
-      return JSON.stringify(payload, (_key, value: unknown) =>
-        typeof value === "string" ? reporter.redact(value) : value,
-      );
-    } catch (error) {
-      track(error, started);
-      return undefined;
-    }
-  }
-
-  return {
-    read(limit) {
-      // Viewers that refresh at the same moment share one read.
-      let reading = inFlight.get(limit);
-      if (reading === undefined) {
-        reading = readBody(limit).finally(() => inFlight.delete(limit));
-        inFlight.set(limit, reading);
-      }
-      return reading;
-    },
-    async metrics() {
-      const started = Date.now();
-      try {
-        const snapshot = await withPooledClient((client) =>
-          readMetrics(client, config.schema, { name: config.lockName, key }),
-        );
-        track(undefined, started);
-        return reporter.redact(formatMetrics(snapshot));
-      } catch (error) {
-        track(error, started);
-        return undefined;
-      }
-    },
-    async ping() {
-      const started = Date.now();
-      try {
-        await withPooledClient((client) => client.query("SELECT 1"));
-        track(undefined, started);
-        return { ok: true, ms: Date.now() - started };
-      } catch (error) {
-        track(error, started);
-        return { ok: false };
-      }
-    },
-    end: () => pool.end().catch(() => {}),
-  };
 }

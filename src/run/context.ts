@@ -1,30 +1,15 @@
 // What every part of one run shares: who this process is, what it releases, and its ledger.
 
+import { hostname } from "node:os";
 import type { Config, Environment } from "../core/config.js";
-import { ExitCode } from "../core/exit-codes.js";
-import type { Ledger, Participant } from "../db/ledger/attempts.js";
-import type { LockKey } from "../core/lock-key.js";
-import type { ReleaseId } from "../core/release-id.js";
+import type { RunOutcome, RunResult } from "../core/endings.js";
+import { deriveLockKey, type LockKey } from "../core/lock-key.js";
+import { shortReleaseId, type ReleaseId } from "../core/release-id.js";
 import type { Reporter } from "../core/reporter.js";
-
-export type RunOutcome =
-  | "ran" // this process was the leader and the command succeeded
-  | "command-failed" // this process was the leader and the command failed; exit code passed through
-  | "already-done" // the ledger already showed success for this release
-  | "leader-succeeded" // waited, and the leader succeeded
-  | "skipped" // follower in skip mode
-  | "leader-failed" // waited on an attempt that failed (76)
-  | "timeout" // 75
-  | "lock-lost" // 77
-  | "interrupted"; // 130 / 143
-
-export interface RunResult {
-  exitCode: number;
-  outcome: RunOutcome;
-  releaseId: string | undefined;
-  /** The attempt this process ran or waited on. */
-  attemptId: number | undefined;
-}
+import type { NewAttempt } from "../db/ledger/attempts.js";
+import { ledgerOf, type Ledger } from "../db/ledger/sql.js";
+import type { Participant } from "../db/ledger/waiters.js";
+import { describeCommand } from "./command.js";
 
 export interface RunContext {
   config: Config;
@@ -46,6 +31,35 @@ export interface RunContext {
   waiting: { id: number | undefined; attemptId: number | undefined; beatAtMs: number };
 }
 
+/** The context of a run of `config`, for this process, releasing `release`. */
+export function createRunContext(
+  input: {
+    config: Config;
+    env: Environment;
+    cwd: string;
+    reporter: Reporter;
+    signal?: AbortSignal | undefined;
+  },
+  app: string,
+  release: ReleaseId | undefined,
+): RunContext {
+  const key = deriveLockKey(input.config.lockName);
+  const startedMs = Date.now();
+  return {
+    ...input,
+    signal: input.signal,
+    app,
+    host: hostname(),
+    release,
+    label: release === undefined ? "(unversioned)" : `release ${shortReleaseId(release.id)}`,
+    key,
+    ledger: ledgerOf(input.config.schema, key),
+    startedMs,
+    deadline: startedMs + input.config.waitTimeoutMs,
+    waiting: { id: undefined, attemptId: undefined, beatAtMs: 0 },
+  };
+}
+
 export function result(
   ctx: RunContext,
   outcome: RunOutcome,
@@ -53,10 +67,6 @@ export function result(
   attemptId?: number,
 ): RunResult {
   return { outcome, exitCode, releaseId: ctx.release?.id, attemptId };
-}
-
-export function exitCodeForSignal(signal: unknown): number {
-  return signal === "SIGINT" ? ExitCode.sigint : ExitCode.sigterm;
 }
 
 /** Fields of a --json event: what happened, to which release and attempt. */
@@ -85,5 +95,21 @@ export function participant(ctx: RunContext): Participant {
     role: ctx.config.role,
     mode: ctx.config.followerMode,
     waitedMs: Date.now() - ctx.startedMs,
+  };
+}
+
+/** The attempt this process would claim (its command as recorded: scrubbed of secrets), without its lease. */
+export function newAttempt(ctx: RunContext): Omit<NewAttempt, "leaseMs"> {
+  const command = ctx.config.command;
+  return {
+    releaseId: ctx.release?.id,
+    task: ctx.config.task,
+    lockName: ctx.config.lockName,
+    app: ctx.app,
+    host: ctx.host,
+    pid: process.pid,
+    role: ctx.config.role,
+    command: command === undefined ? "" : ctx.reporter.redact(describeCommand(command)),
+    waiterId: ctx.waiting.id,
   };
 }

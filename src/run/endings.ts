@@ -6,16 +6,13 @@ import type pg from "pg";
 import type { AttemptView, Decision } from "../core/decide.js";
 import { formatDuration } from "../core/duration.js";
 import { ExitCode } from "../core/exit-codes.js";
-import { LEDGER_VERSION, type FollowerOutcome } from "../db/ledger/attempts.js";
+import { exitCodeForSignal } from "../core/endings.js";
+import { LEDGER_VERSION } from "../db/ledger/create.js";
+import { readVersion } from "../db/ledger/schema.js";
+import { recordFollowerOutcome, type FollowerOutcome } from "../db/ledger/waiters.js";
 import { notifyOutcome } from "./notify.js";
-import {
-  exitCodeForSignal,
-  fields,
-  participant,
-  result,
-  type RunContext,
-  type RunResult,
-} from "./context.js";
+import type { RunResult } from "../core/endings.js";
+import { fields, participant, result, type RunContext } from "./context.js";
 import { Link } from "./link.js";
 import { describeAttempt } from "./progress.js";
 
@@ -112,7 +109,7 @@ export async function skip(ctx: RunContext): Promise<RunResult> {
     try {
       const client = await new Link(ctx).open(0);
       try {
-        if ((await ctx.ledger.readVersion(client)) === LEDGER_VERSION)
+        if ((await readVersion(client, ctx.ledger)) === LEDGER_VERSION)
           await record(ctx, client, "skipped", ExitCode.ok, undefined);
       } finally {
         await client.end().catch(() => {});
@@ -146,8 +143,9 @@ async function record(
   exitCode: number,
   attemptId: number | undefined,
 ): Promise<void> {
-  await ctx.ledger.recordFollowerOutcome(
+  await recordFollowerOutcome(
     client,
+    ctx.ledger,
     { ...participant(ctx), releaseId: ctx.release?.id, task: ctx.config.task, attemptId, outcome, exitCode },
     ctx.waiting.id,
   );

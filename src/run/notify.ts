@@ -1,145 +1,12 @@
-// Notifications: a JSON POST to RELEASE_NOTIFY_URL when an attempt ends and when a follower gives up
-// waiting. buildNotification is pure; sendNotification retries with backoff within a 10 s budget and
-// never throws. Neither ever prints the URL (it may hold a token, as a Slack webhook's path does).
+// Sending notifications: a JSON POST to RELEASE_NOTIFY_URL (built by core/notification.ts), retried
+// with backoff within a 10 s budget; it never throws and never prints the URL (it may hold a token, as
+// a Slack webhook's path does), so a receiver that is down cannot change a release's outcome.
 
+import { setTimeout as sleepFor } from "node:timers/promises";
 import type { Config } from "../core/config.js";
-import { passwordOf } from "../core/config.js";
-import { formatDuration } from "../core/duration.js";
+import { buildNotification, type NotificationPayload, type NotifyEvent } from "../core/notification.js";
 import type { Reporter } from "../core/reporter.js";
-
-/** How an attempt ended, or "timeout" when a follower gave up waiting. */
-export type NotifyStatus = "succeeded" | "failed" | "lost" | "interrupted" | "abandoned" | "timeout";
-
-export interface NotifyEvent {
-  /** attempt-finished: an attempt ended (ran by this process, or found abandoned); follower-timeout: this process gave up waiting. */
-  kind: "attempt-finished" | "follower-timeout";
-  releaseId: string | null | undefined;
-  task: string;
-  /** The app that ran the attempt, or the follower that timed out. */
-  app: string;
-  /** The role it ran with (auto, leader, follower). */
-  role: string;
-  status: NotifyStatus;
-  /** The command's exit code (null when a signal ended it); for a timeout, the follower's own (75). */
-  exitCode: number | null;
-  signal?: string | null | undefined;
-  /** How long the attempt ran, or how long the follower waited. */
-  durationMs: number;
-  /** The attempt that ended, or the one a follower waited for. */
-  attemptId?: number | undefined;
-  host?: string | undefined;
-  /** The end of the command's output, already scrubbed by the process that recorded it; scrubbed again here. */
-  outputTail?: string | null | undefined;
-  /** follower-timeout: the app whose attempt it waited for, when there was one. */
-  leaderApp?: string | undefined;
-}
-
-/** The JSON body. `text` makes a Slack incoming webhook (and most chat webhooks) show a readable line. */
-export interface NotificationPayload {
-  text: string;
-  event: NotifyEvent["kind"];
-  release: string | null;
-  task: string;
-  app: string;
-  role: string;
-  status: NotifyStatus;
-  exitCode: number | null;
-  signal: string | null;
-  durationMs: number;
-  attempt: number | null;
-  host: string | null;
-  leaderApp: string | null;
-  outputTail: string | null;
-  /** When this notification was built (ISO 8601). */
-  at: string;
-}
-
-/** Most lines of output a notification carries, and how many of them its text shows. */
-export const TAIL_LINES = 40;
-export const TEXT_TAIL_LINES = 10;
-const TAIL_CHARS = 4000;
-
-/** The end of an output: its last TAIL_LINES lines, at most TAIL_CHARS characters. */
-function lastLines(text: string, lines: number, chars: number): string {
-  const kept = text.replace(/\s+$/, "").split("\n").slice(-lines).join("\n");
-  return kept.length > chars ? `…${kept.slice(-chars)}` : kept;
-}
-
-/** Slack's mrkdwn needs &, < and > escaped; a tail must not close its own code block. */
-const slackEscape = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-
-function shortRelease(id: string | null): string {
-  if (id === null) return "(unversioned)";
-  return /^[0-9a-f]{40}$/.test(id) ? id.slice(0, 7) : id;
-}
-
-function describeEnd(event: NotifyEvent): string {
-  const after = formatDuration(event.durationMs);
-  const code =
-    event.signal != null
-      ? `killed by ${event.signal}`
-      : event.exitCode === null
-        ? "no exit code"
-        : `exit code ${event.exitCode}`;
-  switch (event.status) {
-    case "succeeded":
-      return `succeeded in ${after}`;
-    case "failed":
-      return `FAILED with ${code} after ${after}`;
-    case "lost":
-      return `LOST its lock after ${after}; the command was stopped (${code})`;
-    case "interrupted":
-      return `was interrupted after ${after} (${code})`;
-    case "abandoned":
-      return `was ABANDONED: its leader's lock session is gone (after ${after})`;
-    case "timeout":
-      return `TIMED OUT after waiting ${after} (exit ${event.exitCode ?? 75})`;
-  }
-}
-
-/** Builds the JSON body; `scrub` removes secrets (the database password) from every string. Pure. */
-export function buildNotification(
-  event: NotifyEvent,
-  scrub: (text: string) => string,
-  now: Date = new Date(),
-): NotificationPayload {
-  const release = event.releaseId ?? null;
-  const tail =
-    event.outputTail === null || event.outputTail === undefined || event.outputTail.trim() === ""
-      ? null
-      : lastLines(scrub(event.outputTail), TAIL_LINES, TAIL_CHARS);
-  const attempt = event.attemptId === undefined ? "" : ` (attempt #${event.attemptId})`;
-  const where = `${event.task} for release ${shortRelease(release)}`;
-  let text =
-    event.kind === "follower-timeout"
-      ? `release-orchestrator: ${event.app} (${event.role}) ${describeEnd(event)} for ${where}` +
-        `${event.leaderApp === undefined ? "" : `, led by ${event.leaderApp}`}${attempt}.`
-      : `release-orchestrator: ${event.app} (${event.role}): ${where} ${describeEnd(event)}${attempt}.`;
-  text = slackEscape(scrub(text));
-  if (tail !== null && event.status !== "succeeded") {
-    const shown = lastLines(tail, TEXT_TAIL_LINES, 1500).replace(/```/g, "'''");
-    text += `\n\`\`\`\n${slackEscape(shown)}\n\`\`\``;
-  }
-  return {
-    text,
-    event: event.kind,
-    release: release === null ? null : scrub(release),
-    task: scrub(event.task),
-    app: scrub(event.app),
-    role: event.role,
-    status: event.status,
-    exitCode: event.exitCode,
-    signal: event.signal ?? null,
-    durationMs: Math.max(0, Math.round(event.durationMs)),
-    attempt: event.attemptId ?? null,
-    host: event.host === undefined ? null : scrub(event.host),
-    leaderApp: event.leaderApp === undefined ? null : scrub(event.leaderApp),
-    outputTail: tail,
-    at: now.toISOString(),
-  };
-}
-
-// ------------------------------------------------------------------------------------------ send
+import { passwordOf } from "../core/secrets.js";
 
 /** The whole time a notification may take, retries included: it must never hold up a release for long. */
 export const NOTIFY_BUDGET_MS = 10_000;
@@ -171,7 +38,7 @@ export interface SendOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const defaultSleep = (ms: number) => sleepFor(ms);
 
 /** Why a request failed, without the URL: an error code or a class of failure. */
 function describeFailure(error: unknown): string {

@@ -8,8 +8,8 @@ import { fields, type RunContext } from "./context.js";
 /** Progress lines while waiting, when stderr is not a terminal (Heroku logs, CI). */
 const PROGRESS_EVERY_MS = 10_000;
 
-function clock(date: Date): string {
-  return date.toISOString().slice(11, 19);
+function clock(iso: string): string {
+  return iso.slice(11, 19);
 }
 
 export function describeAttempt(ctx: RunContext, attempt: AttemptView): string {

@@ -1,26 +1,28 @@
 // `run`, the runbook: resolve the release, connect, make the ledger ready, then read the ledger and
 // decide afresh after every step: claim and lead, wait, take over a stale owner, or report an outcome.
-// The rules live in decide.ts (pure); the ledger (ledger.ts) is the authority on ownership.
+// The rules live in core/decide.ts (pure); the ledger (db/ledger) is the authority on ownership.
 
 import { hostname } from "node:os";
-import { checkCommand, describeCommand, loadExeca } from "./command.js";
-import { passwordOf, type Config, type Environment } from "../core/config.js";
+import type { Config, Environment } from "../core/config.js";
 import { decide } from "../core/decide.js";
+import type { RunResult } from "../core/endings.js";
 import { UsageError } from "../core/errors.js";
-import { Ledger } from "../db/ledger/attempts.js";
-import { deriveLockKey } from "../core/lock-key.js";
-import { shortReleaseId } from "../core/release-id.js";
-import { resolveReleaseId } from "../load/release-id.js";
 import type { Reporter } from "../core/reporter.js";
-import { participant, type RunContext, type RunResult } from "./context.js";
+import { passwordOf } from "../core/secrets.js";
+import { readState } from "../db/ledger/attempts.js";
+import { ensureLedger } from "../db/ledger/schema.js";
+import { resolveReleaseId } from "../load/release-id.js";
+import { withClaim } from "./claim.js";
+import { checkCommand, loadExeca } from "./command.js";
+import { createRunContext, participant, result, type RunContext } from "./context.js";
 import { endDone, endFailed, endInterrupted, endTimeout, skip } from "./endings.js";
-import { lead } from "./lead.js";
+import { lead, type Led } from "./lead.js";
 import { Link } from "./link.js";
-import { leaseFor } from "./ownership.js";
+import { notifyOutcome } from "./notify.js";
 import { Progress } from "./progress.js";
 import { endOrphans, takeOver, waitOnce } from "./steps.js";
 
-export type { RunOutcome, RunResult } from "./context.js";
+export type { RunOutcome, RunResult } from "../core/endings.js";
 
 export interface RunInput {
   config: Config;
@@ -71,24 +73,7 @@ async function resolve(input: RunInput): Promise<RunContext> {
     checkCommand(config.command, input.env, input.cwd);
     void loadExeca(); // likely needed soon: load it while the database answers
   }
-  const key = deriveLockKey(config.lockName);
-  const startedMs = Date.now();
-  return {
-    config,
-    env: input.env,
-    cwd: input.cwd,
-    reporter,
-    signal: input.signal,
-    app,
-    host: hostname(),
-    release,
-    label: release === undefined ? "(unversioned)" : `release ${shortReleaseId(release.id)}`,
-    key,
-    ledger: new Ledger(config.schema, key),
-    startedMs,
-    deadline: startedMs + config.waitTimeoutMs,
-    waiting: { id: undefined, attemptId: undefined, beatAtMs: 0 },
-  };
+  return createRunContext(input, app, release);
 }
 
 /**
@@ -100,8 +85,8 @@ async function decideUntilDone(ctx: RunContext, link: Link, progress: Progress):
   const query = { task: config.task, releaseId: ctx.release?.id, lockName: config.lockName };
   // The first read makes the ledger ready and records "already-done" in the same statement if it is.
   let state = await link.step(async (client) => {
-    await ledger.ensure(client, ctx.signal);
-    return ledger.readState(client, query, participant(ctx));
+    await ensureLedger(client, ledger, ctx.signal);
+    return readState(client, ledger, query, participant(ctx));
   });
   const recordedDone = state.recordedDone;
   const finishedBeforeStart = state.latest?.status === "running" ? undefined : state.latest?.id;
@@ -126,8 +111,10 @@ async function decideUntilDone(ctx: RunContext, link: Link, progress: Progress):
     if (decision.action !== "wait") progress.stop();
     switch (decision.action) {
       case "claim": {
-        const claimed = await claim(ctx, link);
-        if (claimed !== undefined) return lead(ctx, link, claimed);
+        if (config.command === undefined)
+          throw new UsageError("No command to run: put it after -- or set RELEASE_COMMAND.");
+        const led = await withClaim(ctx, link, (claim) => lead(ctx, claim));
+        if (led !== undefined) return notifyLed(ctx, led.value);
         break; // lost the race (another claim, or a success meanwhile): read and decide again
       }
       case "done":
@@ -148,33 +135,13 @@ async function decideUntilDone(ctx: RunContext, link: Link, progress: Progress):
         await waitOnce(ctx, link, progress, decision, state.latest, round);
         break;
     }
-    state = await link.step((client) => ledger.readState(client, query));
+    state = await link.step((client) => readState(client, ledger, query));
   }
 }
 
-/** Claims the task with one statement; undefined when the ledger's constraints say another owns it. */
-async function claim(ctx: RunContext, link: Link) {
-  const { config, reporter } = ctx;
-  const command = config.command;
-  if (command === undefined)
-    throw new UsageError("No command to run: put it after -- or set RELEASE_COMMAND.");
-  const commandText = reporter.redact(describeCommand(command));
-  const leaseMs = leaseFor(config.killGraceMs);
-  const claimed = await link.step((client) =>
-    ctx.ledger.claim(client, {
-      releaseId: ctx.release?.id,
-      task: config.task,
-      lockName: config.lockName,
-      app: ctx.app,
-      host: ctx.host,
-      pid: process.pid,
-      role: config.role,
-      command: commandText,
-      leaseMs,
-      waiterId: ctx.waiting.id,
-    }),
-  );
-  if (claimed === undefined) return undefined;
-  ctx.waiting.id = undefined; // the claim ended this process's waiting row as 'became-leader'
-  return { id: claimed.id, command, commandText, leaseMs };
+/** Sends the lead's notification once its row is final and its lock released; an interrupted release has little time left (Heroku gives 30 s after SIGTERM). */
+async function notifyLed(ctx: RunContext, led: Led): Promise<RunResult> {
+  const interrupted = led.ending.outcome === "interrupted";
+  await notifyOutcome(ctx.config, led.notify, ctx.reporter, interrupted ? { budgetMs: 3000 } : {});
+  return result(ctx, led.ending.outcome, led.ending.exitCode, led.attemptId);
 }

@@ -2,36 +2,30 @@
 // waiting once (listen or poll, by the pure plan) before the ledger is read again.
 
 import type pg from "pg";
-import type { AttemptView, Decision } from "../core/decide.js";
-import { planWait } from "../core/decide.js";
-import { notifyOutcome } from "./notify.js";
-import { WAITER_BEAT_MS } from "../db/ledger/attempts.js";
+import { planWait, type AttemptView, type Decision } from "../core/decide.js";
+import { attemptFinished } from "../core/notification.js";
+import { abandon } from "../db/ledger/attempts.js";
+import { WAITER_BEAT_MS } from "../db/ledger/sql.js";
+import { beatWaiting, startWaiting } from "../db/ledger/waiters.js";
+import { listen, readCrowding, terminateSessions } from "../db/session.js";
 import { fields, participant, type RunContext } from "./context.js";
+import { notifyOutcome } from "./notify.js";
 import type { Link } from "./link.js";
 import { describeAttempt, type Progress } from "./progress.js";
 
 /** Marks a stale owner abandoned (one fenced statement: it must still be expired and unconnected). */
 export async function takeOver(ctx: RunContext, link: Link, attempt: AttemptView): Promise<void> {
-  const taken = await link.step((client) => ctx.ledger.abandon(client, attempt.id));
+  const taken = await link.step((client) => abandon(client, ctx.ledger, attempt.id));
   if (!taken) return; // renewed, finished or taken by someone else meanwhile: read and decide again
   ctx.reporter.warn(
     `taking over: ${describeAttempt(ctx, attempt)} on ${attempt.host} lost its owner (lease expired); recorded as abandoned.`,
     fields(ctx, "takeover", attempt.id),
   );
+  const ended = { ...attempt, task: ctx.config.task };
+  const durationMs = Date.now() - Date.parse(attempt.startedAt);
   await notifyOutcome(
     ctx.config,
-    {
-      kind: "attempt-finished",
-      releaseId: attempt.releaseId,
-      task: ctx.config.task,
-      app: attempt.app,
-      role: attempt.role,
-      status: "abandoned",
-      exitCode: null,
-      durationMs: Date.now() - attempt.startedAt.getTime(),
-      attemptId: attempt.id,
-      host: attempt.host,
-    },
+    attemptFinished(ended, "abandoned", { exitCode: null, signal: null, durationMs }),
     ctx.reporter,
   );
 }
@@ -43,7 +37,7 @@ export async function endOrphans(
   attempt: AttemptView,
   pids: readonly number[],
 ): Promise<void> {
-  await link.step((client) => ctx.ledger.terminateSessions(client, pids));
+  await link.step((client) => terminateSessions(client, pids));
   ctx.reporter.warn(
     `${describeAttempt(ctx, attempt)}: ended ${pids.length} session(s) its command left connected (--orphan-sessions terminate).`,
     fields(ctx, "orphan-sessions-ended", attempt.id, { backendPids: pids }),
@@ -62,7 +56,14 @@ export async function waitOnce(
   await link.step(async (client) => {
     if (!link.crowdChecked) {
       link.crowdChecked = true;
-      if (!link.crowded) link.crowded = await ctx.ledger.isCrowded(client, ctx.reporter);
+      if (!link.crowded) {
+        const crowding = await readCrowding(client);
+        link.crowded = crowding.crowded;
+        if (crowding.crowded)
+          ctx.reporter.debug(
+            `${crowding.used} of ${crowding.max} connections in use: waiting without holding one`,
+          );
+      }
     }
     await keepWaiting(ctx, client, decision.on?.id);
     const plan = planWait({
@@ -73,7 +74,7 @@ export async function waitOnce(
       leftMs: Math.max(0, ctx.deadline - Date.now()),
     });
     progress.show(decision.on, decision.until, latest);
-    if (plan.listen) await link.listen((c) => ctx.ledger.listen(c));
+    if (plan.listen) await link.listen((c) => listen(c, ctx.ledger.channel));
     if (!plan.holdConnection) await link.drop();
     await link.sleep(plan.sleepMs);
   });
@@ -86,13 +87,13 @@ export async function waitOnce(
 async function keepWaiting(ctx: RunContext, client: pg.Client, attemptId: number | undefined): Promise<void> {
   const waiting = ctx.waiting;
   if (waiting.id === undefined) {
-    waiting.id = await ctx.ledger.startWaiting(client, participant(ctx), {
+    waiting.id = await startWaiting(client, ctx.ledger, participant(ctx), {
       task: ctx.config.task,
       releaseId: ctx.release?.id,
       attemptId,
     });
   } else if (Date.now() - waiting.beatAtMs >= WAITER_BEAT_MS || attemptId !== waiting.attemptId) {
-    await ctx.ledger.beatWaiting(client, waiting.id, attemptId);
+    await beatWaiting(client, ctx.ledger, waiting.id, attemptId);
   } else {
     return;
   }

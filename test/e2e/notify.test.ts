@@ -5,7 +5,8 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { notifyOutcome, retryDelay, NOTIFY_BUDGET_MS, type NotifyEvent } from "../../src/run/notify.js";
+import type { NotifyEvent } from "../../src/core/notification.js";
+import { notifyOutcome, retryDelay, NOTIFY_BUDGET_MS } from "../../src/run/notify.js";
 import { createReporter } from "../../src/core/reporter.js";
 import { useTestDatabase } from "../harness/database.js";
 import { BUMP, startCli } from "../support/cli.js";

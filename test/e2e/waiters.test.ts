@@ -6,7 +6,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
-import { followerOutcomeSql } from "../../src/db/ledger/attempts.js";
+import { followerOutcome } from "../../src/db/ledger/sql.js";
 import { ROOT, runCli, startCli, type StartedCli } from "../support/cli.js";
 import { gate, waitFor, waitForRunningAttempt, waitForStderr } from "../support/wait.js";
 
@@ -87,7 +87,7 @@ describe("live waiters and what blocks the command", () => {
       async () => {
         const rows = await db().query(
           `SELECT 1 FROM release_orchestrator.follower_outcomes f
-            WHERE f.app = 'w-worker' AND ${followerOutcomeSql("f")} = 'gone'`,
+            WHERE f.app = 'w-worker' AND ${followerOutcome("f")} = 'gone'`,
         );
         return rows.length === 1 ? true : undefined;
       },

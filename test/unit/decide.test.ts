@@ -17,9 +17,9 @@ import { FOLLOWER_MODES, ROLES } from "../../src/core/options.js";
 
 const LEASES: Record<string, LeaseView> = {
   alive: { leftMs: 5000, sessionGone: false, orphans: [] },
-  pooled: { leftMs: 5000, sessionGone: undefined, orphans: [] },
+  pooled: { leftMs: 5000, sessionGone: null, orphans: [] },
   "session gone": { leftMs: 5000, sessionGone: true, orphans: [] },
-  expired: { leftMs: -10, sessionGone: undefined, orphans: [] },
+  expired: { leftMs: -10, sessionGone: null, orphans: [] },
   "expired, orphans": { leftMs: 0, sessionGone: true, orphans: [4242] },
 };
 
@@ -32,10 +32,9 @@ function attempt(id: number, status: AttemptStatus, lease?: LeaseView): AttemptV
     pid: 4211,
     host: "web.1",
     role: "auto",
-    startedAt: new Date("2026-11-21T12:01:07Z"),
-    finishedAt: status === "running" ? null : new Date("2026-11-21T12:01:41Z"),
+    startedAt: "2026-11-21T12:01:07.000Z",
     exitCode: status === "succeeded" ? 0 : status === "failed" ? 3 : null,
-    ...(status === "running" ? { lease: lease ?? LEASES.alive } : {}),
+    lease: status === "running" ? (lease ?? LEASES.alive ?? null) : null,
   };
 }
 
@@ -195,7 +194,7 @@ describe("decide", () => {
         s.role === "follower" && s.followerMode === "wait" && s.versioned && s.latest?.status === "running",
     )) {
       const lease = s.latest?.lease;
-      const gone = lease !== undefined && (lease.leftMs <= 0 || lease.sessionGone === true);
+      const gone = lease != null && (lease.leftMs <= 0 || lease.sessionGone === true);
       const d = decide(s);
       if (gone) expect(d).toMatchObject({ action: "fail", reason: "abandoned" });
       else expect(d).toMatchObject({ action: s.timedOut ? "timeout" : "wait", on: s.latest });

@@ -2,13 +2,8 @@
 
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/core/config.js";
-import {
-  buildNotification,
-  NOTIFY_BUDGET_MS,
-  retryDelay,
-  TAIL_LINES,
-  type NotifyEvent,
-} from "../../src/run/notify.js";
+import { buildNotification, TAIL_LINES, type NotifyEvent } from "../../src/core/notification.js";
+import { NOTIFY_BUDGET_MS, retryDelay } from "../../src/run/notify.js";
 import { createReporter } from "../../src/core/reporter.js";
 
 const PASSWORD = "s3cret/pw@x";

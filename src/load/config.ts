@@ -1,0 +1,43 @@
+// Loads the config: reads the dotenv file and the process environment around the pure parser
+// (core/config.ts); throws UsageError with every problem at once.
+
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parse as parseDotenv } from "dotenv";
+import { parseConfig, present, type Config, type Environment } from "../core/config.js";
+import { UsageError } from "../core/errors.js";
+import { ENV_FILE_OPTION, type CommandName } from "../core/options.js";
+
+/** Reads the dotenv file named by --dotenv / RELEASE_ENV_FILE (default .env); a missing default file is fine. */
+export function loadDotenv(
+  flags: Readonly<Record<string, unknown>>,
+  env: Environment,
+  cwd: string,
+): Environment {
+  const flagValue = flags[ENV_FILE_OPTION.flag];
+  const explicit = typeof flagValue === "string" ? flagValue : env[ENV_FILE_OPTION.env];
+  const path = resolve(cwd, present(explicit) ? explicit : ENV_FILE_OPTION.default);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if (!present(explicit) && (error as NodeJS.ErrnoException).code === "ENOENT") return {};
+    throw new UsageError(`Cannot read the env file ${path}: ${(error as Error).message}.`);
+  }
+  return parseDotenv(text);
+}
+
+/** Loads the config from flags, the process environment and .env; throws UsageError with every problem. */
+export function loadConfig(
+  flags: Readonly<Record<string, unknown>>,
+  argvCommand: readonly string[],
+  env: Environment = process.env,
+  cwd: string = process.cwd(),
+  purpose: "run" | "inspect" = "run",
+  command?: CommandName,
+): { config: Config; warnings: string[]; dotenv: Environment } {
+  const dotenv = loadDotenv(flags, env, cwd);
+  const result = parseConfig({ flags, argvCommand, env, dotenv, purpose, command });
+  if (!result.ok) throw new UsageError(result.errors);
+  return { config: result.config, warnings: result.warnings, dotenv };
+}

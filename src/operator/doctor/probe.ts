@@ -1,0 +1,86 @@
+// What `doctor` looks at, read once: the release id, and (when the database answers) the server, the
+// ledger's presence, whether the session is proven, and who holds the lock. The checks (checks.ts) are
+// pure functions of this probe, tested with fake ones.
+
+import type pg from "pg";
+import type { Config, Environment } from "../../core/config.js";
+import { ReleaseError } from "../../core/errors.js";
+import { deriveLockKey } from "../../core/lock-key.js";
+import type { ReleaseId } from "../../core/release-id.js";
+import { applicationName, connect, connectionSettings } from "../../db/connect.js";
+import { readLeakedLocks } from "../../db/ledger/reads.js";
+import { readPresence, type LedgerPresence } from "../../db/ledger/schema.js";
+import { ledgerOf } from "../../db/ledger/sql.js";
+import { provesOwnSession, readLockHolder, type LockHolder } from "../../db/session.js";
+import { resolveReleaseId } from "../../load/release-id.js";
+
+/** What the server said, when the connection worked. */
+export interface ServerProbe {
+  version: string;
+  versionNum: number;
+  user: string;
+  /** Whether this connection is encrypted (null when pg_stat_ssl says nothing). */
+  ssl: boolean | null;
+  ledger: LedgerPresence;
+  /** This connection is its own backend's session: no pooler, proxy or NAT in between. */
+  proven: boolean;
+  /** Sessions that hold the lock with no running attempt. */
+  leaked: LockHolder[];
+  /** Who holds the lock now, if anyone. */
+  holder: LockHolder | undefined;
+}
+
+export interface Probe {
+  config: Config;
+  /** The release id, undefined when none is found, or the sentence that says why a source is wrong. */
+  release: ReleaseId | undefined | { error: string };
+  /** The server, or why it could not be reached (one sentence, never the password). */
+  server: ServerProbe | { error: string };
+}
+
+export async function readProbe(config: Config, env: Environment, cwd: string): Promise<Probe> {
+  let release: Probe["release"];
+  try {
+    release = await resolveReleaseId(config, env, cwd);
+  } catch (error) {
+    release = { error: (error as Error).message };
+  }
+  let client: pg.Client;
+  try {
+    // The very settings run uses (PGSSLMODE from .env included).
+    client = await connect({ ...connectionSettings(config), applicationName: applicationName(["doctor"]) });
+  } catch (error) {
+    return {
+      config,
+      release,
+      server: { error: error instanceof ReleaseError ? error.message : String(error) },
+    };
+  }
+  try {
+    return { config, release, server: await readServer(client, config) };
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function readServer(client: pg.Client, config: Config): Promise<ServerProbe> {
+  const info = (
+    await client.query<{ version: string; num: number; user: string; ssl: boolean | null }>(
+      `SELECT current_setting('server_version') AS version, current_setting('server_version_num')::int AS num,
+              current_user AS user, (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl`,
+    )
+  ).rows[0];
+  if (info === undefined) throw new Error("the server did not answer its version");
+  const key = deriveLockKey(config.lockName);
+  const ledger = ledgerOf(config.schema, key);
+  return {
+    version: info.version,
+    versionNum: info.num,
+    user: info.user,
+    ssl: info.ssl,
+    ledger: await readPresence(client, ledger),
+    proven: await provesOwnSession(client),
+    leaked: await readLeakedLocks(client, ledger),
+    holder: await readLockHolder(client, key),
+  };
+}

@@ -1,0 +1,189 @@
+// The status page's reads of the ledger: through a small pool that reconnects by itself (so the page
+// keeps working across a database restart), shared by viewers that refresh at the same moment, and
+// scrubbed of every secret this process knows. Logs once when the database stops and starts answering.
+
+import pg from "pg";
+import type { Config } from "../core/config.js";
+import { describeBlock } from "../core/blocking.js";
+import { formatDuration } from "../core/duration.js";
+import { deriveLockKey } from "../core/lock-key.js";
+import { formatMetrics } from "../core/metrics.js";
+import type { AttemptWithFollowers } from "../core/records.js";
+import { groupReleases, type ReleaseRecord } from "../core/releases.js";
+import type { Reporter } from "../core/reporter.js";
+import {
+  applicationName,
+  connectionSettings,
+  describeTarget,
+  explainConnectError,
+  isConnectionLoss,
+  pgClientConfig,
+} from "../db/connect.js";
+import { readAttempts, readMetricsSnapshot, readUnattachedOutcomes } from "../db/ledger/reads.js";
+import { ledgerOf, type Ledger } from "../db/ledger/sql.js";
+import { readLockHolder } from "../db/session.js";
+
+/** What GET /api/releases returns, and what the page renders. */
+export interface ReleasesResponse {
+  /** The ledger's schema. */
+  schema: string;
+  /** At most this many attempts, newest first, grouped into releases. */
+  limit: number;
+  /** Who holds the release lock now (null: nobody). */
+  lock: {
+    name: string;
+    holder: { pid: number; applicationName: string | null; since: string | null } | null;
+  };
+  /** Newest release first (core/releases.ts), each attempt with the sentence that says what blocks it. */
+  releases: (Omit<ReleaseRecord, "attempts"> & { attempts: ApiAttempt[] })[];
+}
+
+/** An attempt as the API sends it: its record, and what blocks it as the run says it. */
+export type ApiAttempt = AttemptWithFollowers & { blockedText: string | null };
+
+/** The body of /api/releases, read in one pooled session. */
+async function readReleasesResponse(
+  client: pg.Client,
+  config: Config,
+  ledger: Ledger,
+  limit: number,
+): Promise<ReleasesResponse> {
+  const attempts = await readAttempts(client, ledger, { limit });
+  const releases = groupReleases(attempts, await readUnattachedOutcomes(client, ledger)).map((release) => ({
+    ...release,
+    attempts: release.attempts.map((a) => ({
+      ...a,
+      blockedText: a.blocked === null ? null : describeBlock(a.blocked),
+    })),
+  }));
+  const holder = await readLockHolder(client, ledger.key);
+  return {
+    schema: config.schema,
+    limit,
+    lock: {
+      name: config.lockName,
+      holder:
+        holder === undefined
+          ? null
+          : { pid: holder.pid, applicationName: holder.applicationName, since: holder.backendStart },
+    },
+    releases,
+  };
+}
+
+export interface LedgerReader {
+  /** The JSON body of /api/releases, or undefined when the database does not answer. */
+  read(limit: number): Promise<string | undefined>;
+  /** The /metrics body, or undefined when the database does not answer. */
+  metrics(): Promise<string | undefined>;
+  ping(): Promise<{ ok: true; ms: number } | { ok: false }>;
+  end(): Promise<void>;
+}
+
+/**
+ * Reads through a pool of at most 2 sessions. pg.Pool drops a session that errors (a restarted or
+ * terminated backend) and opens a new one on the next request; a query that fails because its pooled
+ * session died is retried once on a fresh one, so a database restart costs no failed request.
+ */
+export function createLedgerReader(config: Config, reporter: Reporter): LedgerReader {
+  const url = config.databaseUrl ?? "";
+  const target = describeTarget(url);
+  const pool = new pg.Pool({
+    ...pgClientConfig(connectionSettings(config)),
+    application_name: applicationName(["serve"]),
+    max: 2,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: Math.max(1000, Math.min(config.connectTimeoutMs, 5000)),
+    statement_timeout: 10_000,
+    query_timeout: 15_000,
+    keepAlive: true,
+  });
+  // An idle pooled session whose server goes away emits 'error'; the pool drops it. Nothing to do here.
+  pool.on("error", () => {});
+  const ledger = ledgerOf(config.schema, deriveLockKey(config.lockName));
+  const inFlight = new Map<number, Promise<string | undefined>>();
+  let answering: boolean | undefined;
+
+  /** Logs once when the database stops answering and once when it answers again; never the password. */
+  const track = (error: unknown, startedMs: number): void => {
+    if (error === undefined) {
+      if (answering === false) reporter.info("status page: the database answers again.");
+      answering = true;
+      return;
+    }
+    if (answering !== false) {
+      const why = isConnectionLoss(error)
+        ? explainConnectError(error, target, formatDuration(Date.now() - startedMs))
+        : `Reading the ledger in ${target} failed: ${(error as Error).message}.`;
+      reporter.warn(`status page: ${why} The page shows it and retries by itself.`);
+    }
+    answering = false;
+  };
+
+  async function withPooledClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await pool.connect();
+      try {
+        const result = await fn(client);
+        client.release();
+        return result;
+      } catch (error) {
+        client.release(true);
+        if (attempt === 1 && isConnectionLoss(error)) continue;
+        throw error;
+      }
+    }
+  }
+
+  async function readBody(limit: number): Promise<string | undefined> {
+    const started = Date.now();
+    try {
+      const payload = await withPooledClient((client) => readReleasesResponse(client, config, ledger, limit));
+      track(undefined, started);
+      // Output tails were scrubbed by the process that recorded them; scrub again with what this one knows.
+      return JSON.stringify(payload, (_key, value: unknown) =>
+        typeof value === "string" ? reporter.redact(value) : value,
+      );
+    } catch (error) {
+      track(error, started);
+      return undefined;
+    }
+  }
+
+  return {
+    read(limit) {
+      // Viewers that refresh at the same moment share one read.
+      let reading = inFlight.get(limit);
+      if (reading === undefined) {
+        reading = readBody(limit).finally(() => inFlight.delete(limit));
+        inFlight.set(limit, reading);
+      }
+      return reading;
+    },
+    async metrics() {
+      const started = Date.now();
+      try {
+        const snapshot = await withPooledClient((client) =>
+          readMetricsSnapshot(client, ledger, config.lockName),
+        );
+        track(undefined, started);
+        return reporter.redact(formatMetrics(snapshot));
+      } catch (error) {
+        track(error, started);
+        return undefined;
+      }
+    },
+    async ping() {
+      const started = Date.now();
+      try {
+        await withPooledClient((client) => client.query("SELECT 1"));
+        track(undefined, started);
+        return { ok: true, ms: Date.now() - started };
+      } catch (error) {
+        track(error, started);
+        return { ok: false };
+      }
+    },
+    end: () => pool.end().catch(() => {}),
+  };
+}
