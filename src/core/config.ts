@@ -171,13 +171,17 @@ export function checkDatabaseUrl(url: string, source: string): string | undefine
   return undefined;
 }
 
-/** Turns flags, environment and .env into a config; pure, and reports every problem at once. */
-export function parseConfig(input: ConfigInput): ConfigResult {
-  const errors: string[] = [];
-  const warnings: string[] = [];
-  const values: Record<string, unknown> = {};
-  const sources: Record<string, string> = {};
+/** Parsed option values and where each came from; problems go to `errors`. */
+interface Parsed {
+  values: Record<string, unknown>;
+  sources: Record<string, string>;
+  errors: string[];
+  warnings: string[];
+}
 
+/** Every option of the list, by precedence, through its schema. */
+function parseOptions(input: ConfigInput): Parsed {
+  const parsed: Parsed = { values: {}, sources: {}, errors: [], warnings: [] };
   for (const spec of OPTIONS as readonly OptionSpec[]) {
     const used = input.command === undefined || takes(input.command, spec);
     const found = used
@@ -186,79 +190,101 @@ export function parseConfig(input: ConfigInput): ConfigResult {
         ? undefined
         : { value: spec.default, source: "default" };
     if (found === undefined) continue;
-    const parsed = spec.schema.safeParse(found.value);
-    if (!parsed.success) {
+    const result = spec.schema.safeParse(found.value);
+    if (!result.success) {
       const where = found.source === "default" ? "the default" : found.source;
-      for (const issue of parsed.error.issues) errors.push(`${issue.message} (from ${where}).`);
+      for (const issue of result.error.issues) parsed.errors.push(`${issue.message} (from ${where}).`);
       continue;
     }
-    values[spec.key] = parsed.data;
-    sources[spec.key] = found.source;
+    parsed.values[spec.key] = result.data;
+    parsed.sources[spec.key] = found.source;
   }
+  return parsed;
+}
 
-  // Role: --role and RELEASE_ROLE win; RUN_MIGRATIONS (the seed recipe's variable) maps to leader|follower.
-  let role = values.role as Role | undefined;
-  let roleSource = sources.role ?? "default";
+/** The role: --role and RELEASE_ROLE win; RUN_MIGRATIONS (the seed recipe's variable) maps to leader|follower. */
+function resolveRole(input: ConfigInput, parsed: Parsed): { role: Role; roleSource: string } {
+  let role = parsed.values.role as Role | undefined;
+  let roleSource = parsed.sources.role ?? "default";
   const legacy = lookupEnv(RUN_MIGRATIONS_ENV, input);
-  if (legacy !== undefined) {
-    const parsed = RUN_MIGRATIONS_SCHEMA.safeParse(legacy.value);
-    if (!parsed.success) {
-      errors.push(
-        `${RUN_MIGRATIONS_ENV}="${String(legacy.value)}" is not true or false; set it to true on the app that runs migrations and false on the others.`,
-      );
-    } else {
-      const legacyRole: Role = parsed.data ? "leader" : "follower";
-      if (roleSource === "default") {
-        role = legacyRole;
-        roleSource = `${RUN_MIGRATIONS_ENV}=${String(parsed.data)}`;
-      } else if (role !== legacyRole) {
-        const message = `${roleSource} says ${role} but ${legacy.source}=${String(legacy.value)} says ${legacyRole}`;
-        if (roleSource.startsWith("--")) warnings.push(`${message}; the flag wins.`);
-        else errors.push(`${message}; unset one of them.`);
-      }
-    }
+  if (legacy === undefined) return { role: role ?? "auto", roleSource };
+  const result = RUN_MIGRATIONS_SCHEMA.safeParse(legacy.value);
+  if (!result.success) {
+    parsed.errors.push(
+      `${RUN_MIGRATIONS_ENV}="${String(legacy.value)}" is not true or false; set it to true on the app that runs migrations and false on the others.`,
+    );
+    return { role: role ?? "auto", roleSource };
   }
-
-  const argv = input.argvCommand;
-  let command: Command | undefined;
-  if (argv.length > 0) {
-    const [file, ...args] = argv;
-    if (file === undefined || file.trim() === "")
-      errors.push("The command after -- is empty; write the command to run after --.");
-    else command = { kind: "argv", file, args };
-  } else if (typeof values.command === "string") {
-    command = { kind: "shell", script: values.command };
+  const legacyRole: Role = result.data ? "leader" : "follower";
+  if (roleSource === "default") {
+    role = legacyRole;
+    roleSource = `${RUN_MIGRATIONS_ENV}=${String(result.data)}`;
+  } else if (role !== legacyRole) {
+    const message = `${roleSource} says ${role} but ${legacy.source}=${String(legacy.value)} says ${legacyRole}`;
+    if (roleSource.startsWith("--")) parsed.warnings.push(`${message}; the flag wins.`);
+    else parsed.errors.push(`${message}; unset one of them.`);
   }
+  return { role: role ?? "auto", roleSource };
+}
 
-  const effectiveRole = role ?? "auto";
-  const followerMode = (values.followerMode as FollowerMode | undefined) ?? "wait";
+/** The command: the words after -- as an argv, else RELEASE_COMMAND through sh -c. */
+function resolveCommand(input: ConfigInput, parsed: Parsed): Command | undefined {
+  const [file, ...args] = input.argvCommand;
+  if (input.argvCommand.length > 0) {
+    if (file !== undefined && file.trim() !== "") return { kind: "argv", file, args };
+    parsed.errors.push("The command after -- is empty; write the command to run after --.");
+    return undefined;
+  }
+  const script = parsed.values.command;
+  return typeof script === "string" ? { kind: "shell", script } : undefined;
+}
+
+/** What the options require of each other: a command unless a follower, a database unless a skipping follower. */
+function checkRequired(
+  input: ConfigInput,
+  parsed: Parsed,
+  s: { role: Role; followerMode: FollowerMode; command: Command | undefined },
+): void {
   const inspecting = input.purpose === "inspect";
-  if (command === undefined && effectiveRole !== "follower" && !inspecting) {
-    errors.push(
-      `No command to run as ${effectiveRole}: put it after -- (release-orchestrator run -- npm run migrate) or set RELEASE_COMMAND.`,
+  if (s.command === undefined && s.role !== "follower" && !inspecting) {
+    parsed.errors.push(
+      `No command to run as ${s.role}: put it after -- (release-orchestrator run -- npm run migrate) or set RELEASE_COMMAND.`,
     );
   }
-
-  const databaseUrl = values.databaseUrl as string | undefined;
+  const databaseUrl = parsed.values.databaseUrl as string | undefined;
   if (databaseUrl === undefined) {
-    if (inspecting || !(effectiveRole === "follower" && followerMode === "skip")) {
-      errors.push("No database configured: set DATABASE_URL (or RELEASE_DATABASE_URL, or --database-url).");
+    if (inspecting || !(s.role === "follower" && s.followerMode === "skip")) {
+      parsed.errors.push(
+        "No database configured: set DATABASE_URL (or RELEASE_DATABASE_URL, or --database-url).",
+      );
     }
-  } else {
-    const problem = checkDatabaseUrl(databaseUrl, sources.databaseUrl ?? "the database URL");
-    if (problem !== undefined) errors.push(`${problem}.`);
+    return;
   }
+  const problem = checkDatabaseUrl(databaseUrl, parsed.sources.databaseUrl ?? "the database URL");
+  if (problem !== undefined) parsed.errors.push(`${problem}.`);
+}
 
-  // serve: every address when a token protects the page or a platform sets PORT (a web dyno), else loopback only.
-  const serveToken = values.serveToken as string | undefined;
+/** serve: every address when a token protects the page or a platform sets PORT (a web dyno), else loopback only. */
+function resolveHost(parsed: Parsed): { host: string; hostSource: string } {
+  const { values, sources } = parsed;
   const hostSource =
     sources.host ??
-    (serveToken !== undefined ? "RELEASE_SERVE_TOKEN" : sources.port === "PORT" ? "PORT" : "default");
+    (values.serveToken !== undefined ? "RELEASE_SERVE_TOKEN" : sources.port === "PORT" ? "PORT" : "default");
   const host = (values.host as string | undefined) ?? (hostSource === "default" ? "127.0.0.1" : "0.0.0.0");
+  return { host, hostSource };
+}
 
+/** Turns flags, environment and .env into a config; pure, and reports every problem at once. */
+export function parseConfig(input: ConfigInput): ConfigResult {
+  const parsed = parseOptions(input);
+  const { values, sources, errors, warnings } = parsed;
+  const { role, roleSource } = resolveRole(input, parsed);
+  const command = resolveCommand(input, parsed);
+  const followerMode = (values.followerMode as FollowerMode | undefined) ?? "wait";
+  checkRequired(input, parsed, { role, followerMode, command });
   if (errors.length > 0) return { ok: false, errors, warnings };
   const config: Config = {
-    role: effectiveRole,
+    role,
     roleSource,
     followerMode,
     waitTimeoutMs: values.waitTimeout as number,
@@ -267,7 +293,7 @@ export function parseConfig(input: ConfigInput): ConfigResult {
     fingerprint: (values.fingerprint as string[] | undefined) ?? [],
     app: values.app as string | undefined,
     task: values.task as string,
-    databaseUrl,
+    databaseUrl: values.databaseUrl as string | undefined,
     databaseUrlSource: sources.databaseUrl,
     lockName: values.lockName as string,
     schema: values.schema as string,
@@ -280,9 +306,8 @@ export function parseConfig(input: ConfigInput): ConfigResult {
     limit: Number(values.limit),
     release: values.release as string | undefined,
     port: Number(values.port),
-    host,
-    hostSource,
-    serveToken,
+    ...resolveHost(parsed),
+    serveToken: values.serveToken as string | undefined,
     notifyUrl: values.notifyUrl as string | undefined,
     json: values.json as boolean,
     quiet: values.quiet as boolean,

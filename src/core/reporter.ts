@@ -57,6 +57,34 @@ function writeStderr(text: string): void {
 const COLORS: Record<Level, string> = { info: "", warn: "\x1b[33m", error: "\x1b[31m", debug: "\x1b[2m" };
 const RESET = "\x1b[0m";
 
+/** One line of output: "[release] <app>: warning: ..." (coloured on a terminal), or a --json event. */
+export function formatLine(
+  level: Level,
+  message: string,
+  fields: Fields | undefined,
+  s: { json: boolean; color: boolean; app: string | undefined; context: Record<string, unknown>; time: Date },
+): string {
+  if (s.json) {
+    // Every line is an event: a message without a name of its own is named by its level.
+    const { event, ...rest } = fields ?? {};
+    const name = event ?? (level === "warn" ? "warning" : level === "info" ? "message" : level);
+    const record = {
+      time: s.time.toISOString(),
+      level,
+      event: name,
+      app: s.app,
+      ...s.context,
+      message,
+      ...rest,
+    };
+    return `${JSON.stringify(record)}\n`;
+  }
+  const who = s.app === undefined ? "" : ` ${s.app}:`;
+  const tag = level === "info" ? "" : ` ${level === "warn" ? "warning" : level}:`;
+  const line = `[release]${who}${tag} ${message}`;
+  return s.color && COLORS[level] !== "" ? `${COLORS[level]}${line}${RESET}\n` : `${line}\n`;
+}
+
 export function createReporter(initial: Partial<ReporterOptions> = {}): Reporter {
   const options: ReporterOptions = { verbose: false, json: false, quiet: false, ...initial };
   const tty = options.tty ?? process.stderr.isTTY === true;
@@ -81,24 +109,13 @@ export function createReporter(initial: Partial<ReporterOptions> = {}): Reporter
     }
   };
 
-  const format = (level: Level, message: string, fields: Fields | undefined): string => {
-    if (options.json) {
-      // Every line is an event: a message without a name of its own is named by its level.
-      const { event, ...rest } = fields ?? {};
-      const name = event ?? (level === "warn" ? "warning" : level === "info" ? "message" : level);
-      return `${JSON.stringify({ time: now().toISOString(), level, event: name, app, ...context, message, ...rest })}\n`;
-    }
-    const who = app === undefined ? "" : ` ${app}:`;
-    const tag = level === "info" ? "" : ` ${level === "warn" ? "warning" : level}:`;
-    const line = `[release]${who}${tag} ${message}`;
-    return color && COLORS[level] !== "" ? `${COLORS[level]}${line}${RESET}\n` : `${line}\n`;
-  };
-
   const emit = (level: Level, message: string, fields?: Fields) => {
     if (level === "debug" && !options.verbose) return;
     if (level === "info" && options.quiet) return;
     clearProgress();
-    write(redact(format(level, message, fields)));
+    write(
+      redact(formatLine(level, message, fields, { json: options.json, color, app, context, time: now() })),
+    );
   };
 
   return {

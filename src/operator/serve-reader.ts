@@ -86,25 +86,63 @@ export interface LedgerReader {
  * session died is retried once on a fresh one, so a database restart costs no failed request.
  */
 export function createLedgerReader(config: Config, reporter: Reporter): LedgerReader {
-  const url = config.databaseUrl ?? "";
-  const target = describeTarget(url);
   const pool = new pg.Pool({
     ...pgClientConfig(connectionSettings(config)),
     application_name: applicationName(["serve"]),
     max: 2,
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: Math.max(1000, Math.min(config.connectTimeoutMs, 5000)),
-    statement_timeout: 10_000,
+    // Client-side: a pooler refuses statement_timeout as a startup parameter (see tracked()).
     query_timeout: 15_000,
     keepAlive: true,
   });
   // An idle pooled session whose server goes away emits 'error'; the pool drops it. Nothing to do here.
   pool.on("error", () => {});
   const ledger = ledgerOf(config.schema, deriveLockKey(config.lockName));
+  const tracked = trackedReads(pool, describeTarget(config.databaseUrl ?? ""), reporter);
   const inFlight = new Map<number, Promise<string | undefined>>();
-  let answering: boolean | undefined;
+  // Output tails were scrubbed by the process that recorded them; scrub again with what this one knows.
+  const scrubbed = (payload: ReleasesResponse) =>
+    JSON.stringify(payload, (_key, value: unknown) =>
+      typeof value === "string" ? reporter.redact(value) : value,
+    );
+  return {
+    read(limit) {
+      // Viewers that refresh at the same moment share one read.
+      let reading = inFlight.get(limit);
+      if (reading === undefined) {
+        reading = tracked((client) =>
+          readReleasesResponse(client, config, ledger, limit).then(scrubbed),
+        ).finally(() => inFlight.delete(limit));
+        inFlight.set(limit, reading);
+      }
+      return reading;
+    },
+    metrics: () =>
+      tracked(async (client) =>
+        reporter.redact(formatMetrics(await readMetricsSnapshot(client, ledger, config.lockName))),
+      ),
+    async ping() {
+      const started = Date.now();
+      const ok = await tracked((client) => client.query("SELECT 1"));
+      return ok === undefined ? { ok: false } : { ok: true, ms: Date.now() - started };
+    },
+    end: () => pool.end().catch(() => {}),
+  };
+}
 
-  /** Logs once when the database stops answering and once when it answers again; never the password. */
+/**
+ * Runs reads in one pooled session, in a transaction whose statement_timeout is set locally (it works
+ * through PgBouncer in any mode); undefined when the database does not answer. A read that fails
+ * because its pooled session died is retried once on a fresh one. Logs once when the database stops
+ * answering and once when it answers again; never the password.
+ */
+function trackedReads(
+  pool: pg.Pool,
+  target: string,
+  reporter: Reporter,
+): <T>(fn: (client: pg.Client) => Promise<T>) => Promise<T | undefined> {
+  let answering: boolean | undefined;
   const track = (error: unknown, startedMs: number): void => {
     if (error === undefined) {
       if (answering === false) reporter.info("status page: the database answers again.");
@@ -119,12 +157,14 @@ export function createLedgerReader(config: Config, reporter: Reporter): LedgerRe
     }
     answering = false;
   };
-
-  async function withPooledClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const once = async <T>(fn: (client: pg.Client) => Promise<T>): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
       const client = await pool.connect();
       try {
+        await client.query("BEGIN READ ONLY");
+        await client.query("SET LOCAL statement_timeout = 10000");
         const result = await fn(client);
+        await client.query("COMMIT");
         client.release();
         return result;
       } catch (error) {
@@ -133,57 +173,16 @@ export function createLedgerReader(config: Config, reporter: Reporter): LedgerRe
         throw error;
       }
     }
-  }
-
-  async function readBody(limit: number): Promise<string | undefined> {
+  };
+  return async (fn) => {
     const started = Date.now();
     try {
-      const payload = await withPooledClient((client) => readReleasesResponse(client, config, ledger, limit));
+      const result = await once(fn);
       track(undefined, started);
-      // Output tails were scrubbed by the process that recorded them; scrub again with what this one knows.
-      return JSON.stringify(payload, (_key, value: unknown) =>
-        typeof value === "string" ? reporter.redact(value) : value,
-      );
+      return result;
     } catch (error) {
       track(error, started);
       return undefined;
     }
-  }
-
-  return {
-    read(limit) {
-      // Viewers that refresh at the same moment share one read.
-      let reading = inFlight.get(limit);
-      if (reading === undefined) {
-        reading = readBody(limit).finally(() => inFlight.delete(limit));
-        inFlight.set(limit, reading);
-      }
-      return reading;
-    },
-    async metrics() {
-      const started = Date.now();
-      try {
-        const snapshot = await withPooledClient((client) =>
-          readMetricsSnapshot(client, ledger, config.lockName),
-        );
-        track(undefined, started);
-        return reporter.redact(formatMetrics(snapshot));
-      } catch (error) {
-        track(error, started);
-        return undefined;
-      }
-    },
-    async ping() {
-      const started = Date.now();
-      try {
-        await withPooledClient((client) => client.query("SELECT 1"));
-        track(undefined, started);
-        return { ok: true, ms: Date.now() - started };
-      } catch (error) {
-        track(error, started);
-        return { ok: false };
-      }
-    },
-    end: () => pool.end().catch(() => {}),
   };
 }

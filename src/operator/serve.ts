@@ -139,7 +139,50 @@ const SECURITY_HEADERS = {
   "x-frame-options": "DENY",
 };
 
-const ROUTES = ["/", "/api/releases", "/metrics", "/healthz"];
+const TEXT = "text/plain; charset=utf-8";
+const DOWN = "The database does not answer; retrying. The server log says why.";
+
+interface Exchange {
+  request: IncomingMessage;
+  response: ServerResponse;
+  url: URL;
+  config: Config;
+  ledger: LedgerReader;
+}
+
+/** What each route answers; only /healthz is open (it says up or down, nothing else). */
+const ROUTES: Record<string, (x: Exchange) => Promise<void>> = {
+  "/": (x) => {
+    x.response.setHeader("content-security-policy", STATUS_PAGE_CSP);
+    send(x.response, x.request, 200, "text/html; charset=utf-8", STATUS_PAGE_HTML);
+    return Promise.resolve();
+  },
+  "/healthz": async (x) => {
+    const health = await x.ledger.ping();
+    send(x.response, x.request, health.ok ? 200 : 503, TEXT, health.ok ? "up\n" : "down\n");
+  },
+  "/metrics": async (x) => {
+    const body = await x.ledger.metrics();
+    if (body === undefined) send(x.response, x.request, 503, TEXT, `${DOWN}\n`);
+    else send(x.response, x.request, 200, METRICS_CONTENT_TYPE, body);
+  },
+  "/api/releases": async ({ request, response, url, config, ledger }) => {
+    const limit = parseLimit(url.searchParams.get("limit"), config.limit);
+    if (typeof limit !== "number") {
+      send(response, request, 400, "application/json", `${JSON.stringify({ error: limit.error })}\n`);
+      return;
+    }
+    const body = await ledger.read(limit);
+    if (body === undefined) {
+      send(response, request, 503, "application/json", `${JSON.stringify({ error: DOWN })}\n`);
+      return;
+    }
+    const etag = `W/"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
+    response.setHeader("etag", etag);
+    if (request.headers["if-none-match"] === etag) send(response, request, 304, undefined, "");
+    else send(response, request, 200, "application/json", body);
+  },
+};
 
 async function handle(
   request: IncomingMessage,
@@ -152,96 +195,38 @@ async function handle(
   try {
     url = new URL(request.url ?? "/", "http://status.invalid");
   } catch {
-    send(response, request, 400, "text/plain; charset=utf-8", "bad request: the URL could not be parsed\n");
+    send(response, request, 400, TEXT, "bad request: the URL could not be parsed\n");
     return;
   }
-  // Only /healthz is open (it says up or down, nothing else); strangers learn nothing, not even the routes.
+  // Strangers learn nothing, not even the routes.
   if (url.pathname !== "/healthz" && !authorized(request.headers.authorization)) {
     response.setHeader("www-authenticate", AUTH_CHALLENGE);
     send(
       response,
       request,
       401,
-      "text/plain; charset=utf-8",
+      TEXT,
       "unauthorized: send Authorization: Bearer <RELEASE_SERVE_TOKEN>, or basic auth with the token as the password\n",
     );
     return;
   }
-  const route = ROUTES.includes(url.pathname) ? url.pathname : undefined;
+  const route = Object.hasOwn(ROUTES, url.pathname) ? ROUTES[url.pathname] : undefined;
   if (route === undefined) {
     send(
       response,
       request,
       404,
-      "text/plain; charset=utf-8",
+      TEXT,
       "not found: this server answers GET /, /api/releases, /metrics and /healthz\n",
     );
     return;
   }
   if (request.method !== "GET" && request.method !== "HEAD") {
     response.setHeader("allow", "GET, HEAD");
-    send(response, request, 405, "text/plain; charset=utf-8", "method not allowed: use GET\n");
+    send(response, request, 405, TEXT, "method not allowed: use GET\n");
     return;
   }
-  switch (route) {
-    case "/":
-      response.setHeader("content-security-policy", STATUS_PAGE_CSP);
-      send(response, request, 200, "text/html; charset=utf-8", STATUS_PAGE_HTML);
-      return;
-    case "/healthz": {
-      // Open to anyone: up (the database answers) or down, and nothing else.
-      const health = await ledger.ping();
-      send(
-        response,
-        request,
-        health.ok ? 200 : 503,
-        "text/plain; charset=utf-8",
-        health.ok ? "up\n" : "down\n",
-      );
-      return;
-    }
-    case "/metrics": {
-      const body = await ledger.metrics();
-      if (body === undefined) {
-        send(
-          response,
-          request,
-          503,
-          "text/plain; charset=utf-8",
-          "The database does not answer; retrying. The server log says why.\n",
-        );
-        return;
-      }
-      send(response, request, 200, METRICS_CONTENT_TYPE, body);
-      return;
-    }
-    case "/api/releases": {
-      const limit = parseLimit(url.searchParams.get("limit"), config.limit);
-      if (typeof limit !== "number") {
-        send(response, request, 400, "application/json", `${JSON.stringify({ error: limit.error })}\n`);
-        return;
-      }
-      const body = await ledger.read(limit);
-      if (body === undefined) {
-        send(
-          response,
-          request,
-          503,
-          "application/json",
-          `${JSON.stringify({ error: "The database does not answer; retrying. The server log says why." })}\n`,
-        );
-        return;
-      }
-      const etag = `W/"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
-      response.setHeader("etag", etag);
-      if (request.headers["if-none-match"] === etag) {
-        send(response, request, 304, undefined, "");
-        return;
-      }
-      send(response, request, 200, "application/json", body);
-      return;
-    }
-  }
+  await route({ request, response, url, config, ledger });
 }
 
 function send(

@@ -138,6 +138,21 @@ function forward(
   });
 }
 
+/** How the command ended, with the tail of its output; a command that could not start at all is 127. */
+async function resultOf(child: ResultPromise, tail: Tail): Promise<CommandResult> {
+  const outcome = await child;
+  const signal = outcome.signal ?? null;
+  let exitCode: number;
+  if (typeof outcome.exitCode === "number") exitCode = outcome.exitCode;
+  else if (signal !== null) exitCode = 128 + (osConstants.signals[signal] ?? 0);
+  else exitCode = 127; // could not be started at all
+  let outputTail = tail.text();
+  if (outcome.exitCode === undefined && signal === null && outcome.message) {
+    outputTail += `\n[release-orchestrator] ${outcome.shortMessage ?? outcome.message}`;
+  }
+  return { exitCode, signal, outputTail };
+}
+
 export interface StartedCommand {
   pid: number | undefined;
   result: Promise<CommandResult>;
@@ -189,20 +204,9 @@ export async function startCommand(
   if (child.stderr) forward(child.stderr, process.stderr, onChunk);
 
   let exited = false;
-  const result = (async (): Promise<CommandResult> => {
-    const outcome = await child;
+  const result = resultOf(child, tail).finally(() => {
     exited = true;
-    const signal = outcome.signal ?? null;
-    let exitCode: number;
-    if (typeof outcome.exitCode === "number") exitCode = outcome.exitCode;
-    else if (signal !== null) exitCode = 128 + (osConstants.signals[signal] ?? 0);
-    else exitCode = 127; // could not be started at all
-    let outputTail = tail.text();
-    if (outcome.exitCode === undefined && signal === null && outcome.message) {
-      outputTail += `\n[release-orchestrator] ${outcome.shortMessage ?? outcome.message}`;
-    }
-    return { exitCode, signal, outputTail };
-  })();
+  });
 
   const sendToGroup = (signal: NodeJS.Signals, evenAfterExit = false) => {
     if (child.pid === undefined || (exited && !evenAfterExit)) return;

@@ -16,45 +16,63 @@ export interface Led {
 }
 
 export async function lead(ctx: RunContext, claim: Claim): Promise<Led> {
+  const startedMs = Date.now();
+  const first = ctx.signal?.aborted === true ? String(ctx.signal.reason) : undefined;
+  const { run, interruptedBy } =
+    first === undefined ? await runCommand(ctx, claim) : { run: undefined, interruptedBy: first };
+  const lostReason = claim.lost.aborted ? String(claim.lost.reason) : undefined;
+  return record(ctx, claim, { run, interruptedBy, lostReason }, Date.now() - startedMs);
+}
+
+/** Says what runs, starts the command with PGAPPNAME naming the attempt, and supervises it to its end. */
+async function runCommand(
+  ctx: RunContext,
+  claim: Claim,
+): Promise<{ run: CommandResult; interruptedBy: string | undefined }> {
   const { config, reporter } = ctx;
   const command = config.command;
   if (command === undefined) throw new Error("lead() needs a command: the runbook checks it before claiming");
-  let run: CommandResult | undefined;
-  let interruptedBy: string | undefined =
-    ctx.signal?.aborted === true ? String(ctx.signal.reason) : undefined;
-  const startedMs = Date.now();
-  if (interruptedBy === undefined) {
-    const text = reporter.redact(describeCommand(command));
-    reporter.info(
-      `${config.role}; running ${config.task} for ${ctx.label} (attempt #${claim.id}): ${text}`,
-      fields(ctx, "running", claim.id, { command: text, lockHeld: claim.lockHeld }),
-    );
-    const started = await startCommand(command, {
-      env: {
-        ...ctx.env,
-        RELEASE_ORCHESTRATOR_ATTEMPT_ID: String(claim.id),
-        PGAPPNAME: ctx.env.PGAPPNAME ?? attemptApplicationName(claim.id),
-      },
-      cwd: ctx.cwd,
-      graceMs: config.killGraceMs,
-    });
-    ({ run, interruptedBy } = await supervise(ctx, claim, started));
-  }
-  const durationMs = Date.now() - startedMs;
+  const text = reporter.redact(describeCommand(command));
+  reporter.info(
+    `${config.role}; running ${config.task} for ${ctx.label} (attempt #${claim.id}): ${text}`,
+    fields(ctx, "running", claim.id, { command: text, lockHeld: claim.lockHeld }),
+  );
+  const env = {
+    ...ctx.env,
+    RELEASE_ORCHESTRATOR_ATTEMPT_ID: String(claim.id),
+    PGAPPNAME: ctx.env.PGAPPNAME ?? attemptApplicationName(claim.id),
+  };
+  const started = await startCommand(command, { env, cwd: ctx.cwd, graceMs: config.killGraceMs });
+  return supervise(ctx, claim, started);
+}
+
+/** Records the outcome (fenced), says how the lead ended, and builds its notification. */
+async function record(
+  ctx: RunContext,
+  claim: Claim,
+  facts: {
+    run: CommandResult | undefined;
+    interruptedBy: string | undefined;
+    lostReason: string | undefined;
+  },
+  durationMs: number,
+): Promise<Led> {
+  const { config, reporter } = ctx;
   const end: CommandEnd | undefined =
-    run === undefined ? undefined : { exitCode: run.exitCode, signal: run.signal };
-  const lostReason = claim.lost.aborted ? String(claim.lost.reason) : undefined;
-  const outputTail = reporter.redact(run?.outputTail ?? "");
-  const facts = { run: end, interruptedBy, lostReason };
-  const { status } = statusOf(facts);
-  const recorded = await claim.finish({
-    status,
+    facts.run === undefined ? undefined : { exitCode: facts.run.exitCode, signal: facts.run.signal };
+  const outputTail = reporter.redact(facts.run?.outputTail ?? "");
+  const exit = {
     exitCode: end === undefined || end.signal !== null ? null : end.exitCode,
     signal: end?.signal ?? null,
+  };
+  const recorded = await claim.finish({
+    status: statusOf({ ...facts, run: end }).status,
+    ...exit,
     outputTail,
   });
   const ending = leadEnding({
     ...facts,
+    run: end,
     recorded,
     attemptId: claim.id,
     task: config.task,

@@ -125,7 +125,7 @@ describe("the npm package", () => {
       [
         "--input-type=module",
         "-e",
-        "const m = await import('release-orchestrator'); console.log(typeof m.runRelease, typeof m.decide);",
+        "const m = await import('release-orchestrator'); console.log(typeof m.runRelease, typeof m.runDoctor);",
       ],
       { cwd: app, env: cleanEnv({}), extendEnv: false },
     );
