@@ -53,12 +53,13 @@ function normalise(address: string): string {
   return address.replace(/^::ffff:/i, "").toLowerCase();
 }
 
-/** Releases the lock once; false when this session did not hold it. */
-export async function unlock(client: pg.Client, key: LockKey): Promise<boolean> {
-  const result = await client.query<{ released: boolean }>("SELECT pg_advisory_unlock($1, $2) AS released", [
-    key.namespace,
-    key.key,
-  ]);
+/** Releases the lock once; false when this session did not hold it. Bounded by `timeoutMs` if given. */
+export async function unlock(client: pg.Client, key: LockKey, timeoutMs?: number): Promise<boolean> {
+  const result = await client.query<{ released: boolean }>({
+    text: "SELECT pg_advisory_unlock($1, $2) AS released",
+    values: [key.namespace, key.key],
+    ...(timeoutMs === undefined ? {} : { query_timeout: timeoutMs }),
+  });
   return result.rows[0]?.released === true;
 }
 

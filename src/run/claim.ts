@@ -63,7 +63,8 @@ export async function withClaim<T>(
         signal: null,
         outputTail: "",
       });
-    if (lock.held && !renewals.lost.aborted) await release(ctx, lock.client);
+    // The lock goes back with its session when that session failed; otherwise it is released here.
+    if (lock.held && !renewals.lockSessionFailed) await release(ctx, lock.client);
   }
 }
 
@@ -96,8 +97,9 @@ function keepRenewed(
   id: number,
   leaseMs: number,
   lock: { client: pg.Client; held: boolean },
-): { lost: AbortSignal; stop(): Promise<void> } {
+): { lost: AbortSignal; readonly lockSessionFailed: boolean; stop(): Promise<void> } {
   const lost = new AbortController();
+  let lockSessionFailed = false;
   const stopped = new AbortController();
   const blocking = new BlockReport(ctx, id);
   let lastRenewedMs = Date.now(); // the claim took the lease just before
@@ -110,6 +112,7 @@ function keepRenewed(
       stopByMs: stopBy(lastRenewedMs, leaseMs, ctx.config.killGraceMs),
     };
     const verdict = judge(state, seen);
+    if (lock.held && seen.kind !== "renewed") lockSessionFailed = true;
     if (verdict.lost && !lost.signal.aborted) lost.abort(verdict.reason);
     return verdict;
   };
@@ -138,6 +141,9 @@ function keepRenewed(
   })();
   return {
     lost: lost.signal,
+    get lockSessionFailed() {
+      return lockSessionFailed;
+    },
     async stop() {
       stopped.abort();
       await loop;
