@@ -30,7 +30,8 @@ export const EXIT_CODES = [
     meaning:
       "the leader's command exited N; passed through unchanged (128 + n when it was killed by signal n)",
     retry: "depends",
-    retryWhy: "on the command: a retry runs it again",
+    retryWhy:
+      "a retry runs the command again: worth it when its failure can pass, not for a broken migration",
   },
   {
     code: 64,
