@@ -152,10 +152,11 @@ describe("the npm package", () => {
       [
         "--input-type=module",
         "-e",
-        "const m = await import('release-orchestrator'); console.log(typeof m.runRelease, typeof m.decide);",
+        "const m = await import('release-orchestrator'); console.log(typeof m.runRelease, typeof m.withClient, typeof m.ExitCode, typeof m.decide);",
       ],
       { cwd: app, env: cleanEnv({}), extendEnv: false },
     );
-    expect(result.stdout.trim()).toBe("function function");
+    // The public API (docs/reference.md, Library): decide is the core's, no longer a semver promise.
+    expect(result.stdout.trim()).toBe("function function object undefined");
   });
 });
