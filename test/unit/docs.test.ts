@@ -30,6 +30,17 @@ describe("docs/reference.md", () => {
   });
 });
 
+describe("docs/reference.md, Library", () => {
+  it("lists the library's exports (src/index.ts), no more, no fewer", async () => {
+    const exported = Object.keys(await import("../../src/index.js")).sort();
+    const section = reference.slice(reference.indexOf("## Library"));
+    const listed = [...section.matchAll(/^- ((?:`\w+`(?:, )?)+):/gm)].flatMap((m) =>
+      (m[1] ?? "").split(", ").map((name) => name.replace(/`/g, "")),
+    );
+    expect(listed.sort()).toEqual(exported);
+  });
+});
+
 describe("the exit-code tables", () => {
   it.each(["README.md", "docs/reference.md"])(
     "%s has the table generated from src/core/exit-codes.ts, with the retry column",
