@@ -5,7 +5,7 @@ import type { Argv } from "yargs";
 import type { Config, Environment } from "./core/config.js";
 import { loadConfig } from "./load/config.js";
 import { ReleaseError, UsageError } from "./core/errors.js";
-import { ExitCode } from "./core/exit-codes.js";
+import { ExitCode, exitCodesHelp } from "./core/exit-codes.js";
 import { ENV_FILE_OPTION, OPTIONS, takes, type CommandName, type OptionSpec } from "./core/options.js";
 import { createReporter, type Reporter } from "./core/reporter.js";
 import { joinNegativeValues, parseRunFast } from "./cli/run-args.js";
@@ -14,17 +14,6 @@ import { isDistinctive, passwordOf, WEAK_PASSWORD } from "./core/secrets.js";
 /** The package's version, written in by the bundler (scripts/bundle.mjs): the binary has no package.json. */
 declare const RELEASE_ORCHESTRATOR_VERSION: string;
 const VERSION = RELEASE_ORCHESTRATOR_VERSION;
-
-const EXIT_CODES_HELP = `Exit codes:
-  0        ran and succeeded; already done; waited and the leader succeeded; or skipped
-  N        the leader's command exited N (passed through)
-  64       usage or configuration error; nothing was run
-  69       database unavailable (connect or authentication failed after retries)
-  75       timed out waiting for the lock or for the leader
-  76       this process waited on an attempt that failed
-  77       the lock was lost during the run; the command was stopped
-  78       unsafe setup refused (e.g. a transaction-mode pooler); doctor: a check failed
-  130/143  interrupted by SIGINT/SIGTERM, which was forwarded to the command`;
 
 function describeOption(spec: OptionSpec): string {
   const parts = [spec.description];
@@ -235,7 +224,7 @@ const COMMAND_DEFINITIONS: CommandDefinition[] = [
           "RELEASE_COMMAND='npm run migrate' release-orchestrator run",
           "the command from the environment, run through sh -c",
         )
-        .epilog(EXIT_CODES_HELP),
+        .epilog(exitCodesHelp()),
     handler: runCommand,
   },
   {

@@ -1,5 +1,5 @@
 // Every option of `run`, defined once: its flag, environment variables, default, help text and parser.
-// `--help`, the README's option table and config parsing are all generated from this list.
+// `--help`, the option table of docs/reference.md and config parsing are all generated from this list.
 
 // zod/mini: the same validation as zod, a quarter of its size in the bundle (start-up time matters here).
 import * as z from "zod/mini";
@@ -105,7 +105,7 @@ export interface OptionSpec {
   readonly type: "string" | "boolean" | "array";
   /** Default as text, parsed like any other input; undefined when the option has no default. */
   readonly default?: string;
-  /** Shown in help and README instead of `default` when the default is computed. */
+  /** Shown in help and the docs' option table instead of `default` when the default is computed. */
   readonly defaultText?: string;
   readonly choices?: readonly string[];
   readonly description: string;

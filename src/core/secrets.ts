@@ -3,7 +3,7 @@
 // percent-encoding (either hex case, unreserved characters encoded or not, the form written in the
 // URL), JSON-quoted, shell-escaped and HTML-escaped; and any URL's password is masked, known or not.
 //
-// The rule, and its limit (also in the README, "Secrets"):
+// The rule, and its limit (also in docs/how-it-works.md, "Secrets"):
 // - Every `scheme://user:password@` in any text shows `scheme://user:*****@`, whatever the password.
 // - A distinctive password (at least 8 characters and not only letters, or at least 16 characters)
 //   is masked wherever any spelling of it occurs, even inside a longer word.

@@ -1,6 +1,6 @@
 // The standalone binary (npm run build:binary) behaves as `node dist/cli.js`: the same stdout, stderr
 // and exit code for every command's help and for bad input, with no node on PATH; and it asks no more of
-// the machine than the README says (glibc 2.28).
+// the machine than docs/where-it-runs.md says (glibc 2.28).
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -57,7 +57,7 @@ describe("the standalone binary", () => {
     expect(`${viaNode.stdout}${viaNode.stderr}`).not.toBe("");
   });
 
-  it("needs glibc 2.28 at most, as the README says", () => {
+  it("needs glibc 2.28 at most, as docs/where-it-runs.md says", () => {
     cliCommand("binary");
     const versions = [
       ...readFileSync(BINARY)

@@ -1,18 +1,31 @@
 // The npm package as a user gets it: `npm pack`, then `npm install <tarball>` into an empty app (from
 // the npm cache, like CI after `npm ci`), then `npx release-orchestrator` and the library from it.
-// The tarball holds the tool alone: no demo app, no binary, no demo or development dependency.
+// The tarball holds the tool alone: no demo app, no binary, no demo or development dependency; and the
+// docs the README links to (docs/*.md, CHANGELOG.md), so its links work in node_modules too.
 
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join, normalize } from "node:path";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
 import { BUMP, ROOT, cleanEnv, scratchDir } from "../support/cli.js";
+import { linksOf } from "../support/docs.js";
 
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
   version: string;
   dependencies: Record<string, string>;
+  repository: { type: string; url: string };
 };
+
+/** What the package ships besides the built tool: the README and the docs it links to. */
+const DOCS = [
+  "package.json",
+  "README.md",
+  "CHANGELOG.md",
+  ...readdirSync(join(ROOT, "docs"))
+    .filter((name) => name.endsWith(".md"))
+    .map((name) => `docs/${name}`),
+];
 
 interface Packed {
   tarball: string;
@@ -68,11 +81,25 @@ describe("the npm package", () => {
     expect(packed.files).toContain("dist/index.js");
     expect(packed.files).toContain("dist/index.d.ts");
     const strays = packed.files.filter(
-      (file) =>
-        !/^dist\/[\w/-]+\.(js|d\.ts|js\.map)$/.test(file) && !["package.json", "README.md"].includes(file),
+      (file) => !/^dist\/[\w/-]+\.(js|d\.ts|js\.map)$/.test(file) && !DOCS.includes(file),
     );
     expect(strays).toEqual([]);
     expect(packed.files.filter((file) => /platform|demo|dist\/bin/.test(file))).toEqual([]);
+  });
+
+  it("ships the docs the README links to: every relative link of the installed README resolves in the package", () => {
+    for (const file of DOCS) expect(packed.files).toContain(file);
+    const installed = join(app, "node_modules", "release-orchestrator");
+    const targets = linksOf(readFileSync(join(installed, "README.md"), "utf8"))
+      .map(({ target }) => target.split("#")[0] ?? "")
+      .filter((target) => target !== "" && !/^[a-z][a-z0-9+.-]*:/i.test(target));
+    expect(targets.length).toBeGreaterThan(5);
+    const missing = targets.filter((target) => !existsSync(join(installed, normalize(target))));
+    expect(missing, "README links to files the package does not ship").toEqual([]);
+    // The docs pages also link into the repository (src/, examples/), which the package does not ship:
+    // package.json names that repository, app.json's, where those links resolve.
+    const appJson = JSON.parse(readFileSync(join(ROOT, "app.json"), "utf8")) as { repository: string };
+    expect(pkg.repository.url).toBe(`git+${appJson.repository}.git`);
   });
 
   it("installs only the tool's own dependencies", () => {
@@ -125,10 +152,11 @@ describe("the npm package", () => {
       [
         "--input-type=module",
         "-e",
-        "const m = await import('release-orchestrator'); console.log(typeof m.runRelease, typeof m.runDoctor);",
+        "const m = await import('release-orchestrator'); console.log(typeof m.runRelease, typeof m.withClient, typeof m.ExitCode, typeof m.decide);",
       ],
       { cwd: app, env: cleanEnv({}), extendEnv: false },
     );
-    expect(result.stdout.trim()).toBe("function function");
+    // The public API (docs/reference.md, Library): decide is the core's, no longer a semver promise.
+    expect(result.stdout.trim()).toBe("function function object undefined");
   });
 });

@@ -1,6 +1,6 @@
-// The README's Django recipe, tried for real (Debian's python3-django, which .ci/run installs): Django
-// takes no lock, so two apps migrating at once both exit 0 and a data migration runs twice (the
-// control); wrapped as the README says, it runs once and both apps still exit 0.
+// The Django recipe of docs/recipes.md, tried for real (Debian's python3-django, which .ci/run installs):
+// Django takes no lock, so two apps migrating at once both exit 0 and a data migration runs twice (the
+// control); wrapped as the recipe says, it runs once and both apps still exit 0.
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,7 +12,7 @@ import { requireTool } from "../support/tools.js";
 import { appEnv, djangoProject } from "./platform-support.js";
 
 const recipe = /^\| Django \| `release-orchestrator run -- (.+?)` \|/m.exec(
-  readFileSync(join(ROOT, "README.md"), "utf8"),
+  readFileSync(join(ROOT, "docs/recipes.md"), "utf8"),
 )?.[1];
 
 function run(
@@ -40,7 +40,7 @@ async function earlierRelease(project: { dir: string; path: string }, db: TestDa
   expect(result.exitCode, result.all).toBe(0);
 }
 
-describe("README recipe: Django (python3-django)", () => {
+describe("docs/recipes.md recipe: Django (python3-django)", () => {
   // A python3 that imports django and psycopg2 (Debian's, which .ci/run installs); else skipped, saying so.
   const python = requireTool("django").path;
   const controlDb = useTestDatabase("platform-django-control");
@@ -63,7 +63,7 @@ describe("README recipe: Django (python3-django)", () => {
 
   // The Python image of the Kubernetes recipe has no Node: the binary runs there with none on PATH.
   it.each(CLI_KINDS)(
-    "wrapped as the README says (%s): the data migration runs once, both exit 0",
+    "wrapped as the recipe says (%s): the data migration runs once, both exit 0",
     async (cli) => {
       expect(recipe).toBe("python manage.py migrate --noinput");
       const db = await freshDb(`wrapped-${cli}`);

@@ -1,6 +1,6 @@
 // Heroku without Node (buildpack/): bin/compile run against a temporary build directory with the
-// binary served from a file:// URL, as Heroku runs it against the slug being built; then the README's
-// Procfile release line run from that slug by two apps at once, with no node on PATH.
+// binary served from a file:// URL, as Heroku runs it against the slug being built; then the
+// Procfile release line of docs/where-it-runs.md run from that slug by two apps at once, with no node on PATH.
 
 import { createHash } from "node:crypto";
 import {
@@ -50,7 +50,7 @@ function asset(): string {
 }
 
 const procfileLine = /^release: (bin\/release-orchestrator run .+)$/m.exec(
-  readFileSync(join(ROOT, "README.md"), "utf8"),
+  readFileSync(join(ROOT, "docs/where-it-runs.md"), "utf8"),
 )?.[1];
 
 describe("buildpack/bin/compile", () => {
@@ -117,7 +117,7 @@ describe("buildpack/bin/compile", () => {
     expect(existsSync(join(result.build, "bin"))).toBe(false);
   });
 
-  it("the README's Procfile release line, run from the slug by two apps at once without node: migrates once", async () => {
+  it("the Procfile release line of docs/where-it-runs.md, run from the slug by two apps at once without node: migrates once", async () => {
     expect(procfileLine).toBe("bin/release-orchestrator run -- bundle exec rake db:migrate");
     const slug = await compile({ RELEASE_ORCHESTRATOR_URL: asset() });
     expect(slug.exitCode, slug.all).toBe(0);

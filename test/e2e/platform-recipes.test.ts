@@ -1,30 +1,19 @@
-// The README's recipes, tried as a new user would: each release command is read from the README's
+// The recipes of docs/recipes.md, tried as a new user would: each release command is read from its
 // recipe table (so the docs cannot drift), and the ones whose tools this machine has (plain psql,
 // node-pg-migrate) are run for real, two at once, against a real database.
 
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
 import { ROOT, cliInvocation, scratchDir } from "../support/cli.js";
+import { recipes } from "../support/docs.js";
 import { findTool } from "../support/tools.js";
 import { appEnv } from "./platform-support.js";
 
 /** The plain-SQL recipe runs psql (postgresql-client); without it, outside CI, those tests are skipped. */
 const PSQL = findTool("psql");
-const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-
-/** The recipe table of the README: framework name -> its release command. */
-function recipes(): Map<string, string> {
-  const section = readme.slice(readme.indexOf("## Recipes"), readme.indexOf("<!-- platform:end -->"));
-  const table = new Map<string, string>();
-  for (const line of section.split("\n")) {
-    const match = /^\| ([^|]+?) \| `((?:npx )?release-orchestrator run .+?)` \|/.exec(line);
-    if (match?.[1] !== undefined && match[2] !== undefined) table.set(match[1], match[2]);
-  }
-  return table;
-}
 
 /** Splits a one-line shell command into words, honouring single quotes (all the recipes need). */
 function shellWords(command: string): string[] {
@@ -57,7 +46,7 @@ function runRecipe(command: string, cwd: string, env: Record<string, string | un
   });
 }
 
-describe("README recipes", () => {
+describe("docs/recipes.md recipes", () => {
   const psqlDb = useTestDatabase("platform-recipe-psql");
   const npmDb = useTestDatabase("platform-recipe-npm");
   const table = recipes();

@@ -2,7 +2,8 @@
 // waited, one whose leader failed with exit code 3, one where the follower timed out), then serves it
 // with RELEASE_SERVE_TOKEN. The JSON API is checked over HTTP, and the page in a real headless Chromium
 // (Debian's chromium, driven by playwright-core) with basic auth credentials: what it shows, that it
-// refreshes by itself, and its screenshot for the README; without credentials it gets 401.
+// refreshes by itself, and its screenshot for the operator guide (docs/status-page.png); without
+// credentials it gets 401.
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -18,7 +19,7 @@ import { gate, WAITING, waitForStderr } from "../support/wait.js";
 
 // Debian's chromium (.ci/run installs it); without it, outside CI, the browser test is skipped.
 const CHROMIUM = findTool("chromium");
-// Every run saves the page to test-output/ (git-ignored); UPDATE_SCREENSHOTS=1 also refreshes the README's copy.
+// Every run saves the page to test-output/ (git-ignored); UPDATE_SCREENSHOTS=1 also refreshes the docs' copy.
 const SCREENSHOTS = [
   join(ROOT, "test-output/status-page.png"),
   ...(process.env.UPDATE_SCREENSHOTS === "1" ? [join(ROOT, "docs/status-page.png")] : []),
@@ -287,7 +288,7 @@ describe("serve: the release status page", () => {
     expect((await get(`${base}/api/releases`)).status).toBe(200);
   });
 
-  it("renders the history in a real Chromium, refreshes by itself, and saves the README's screenshot", async ({
+  it("renders the history in a real Chromium, refreshes by itself, and saves the docs' screenshot", async ({
     skip,
   }) => {
     if (CHROMIUM.path === undefined) return skip(CHROMIUM.missing);

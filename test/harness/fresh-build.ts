@@ -8,8 +8,18 @@ import { readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dirname, "../..");
-/** What the build reads besides src/ (scripts/bundle.mjs writes dist/cli.js, the build's last output). */
-const INPUTS = ["src", "scripts/bundle.mjs", "tsconfig.json", "tsconfig.build.json"];
+/**
+ * What the build reads besides src/ (scripts/bundle.mjs writes dist/cli.js, the build's last output);
+ * package.json holds the version the bundle prints.
+ */
+const INPUTS = [
+  "src",
+  "scripts/bundle.mjs",
+  "scripts/bundle-options.mjs",
+  "package.json",
+  "tsconfig.json",
+  "tsconfig.build.json",
+];
 const LAST_OUTPUT = "dist/cli.js";
 
 function mtimeMs(path: string): number | undefined {

@@ -83,12 +83,12 @@ const TOOLS: Record<ToolName, ToolSpec> = {
     },
   },
   psql: {
-    what: "psql (the README's plain-SQL recipe)",
+    what: "psql (the plain-SQL recipe of docs/recipes.md)",
     install: "apt-get install postgresql-client",
     locate: () => onPath("psql"),
   },
   django: {
-    what: "Django with psycopg2 (the README's Django recipe)",
+    what: "Django with psycopg2 (the Django recipe of docs/recipes.md)",
     install: "apt-get install python3-django python3-psycopg2",
     // Debian's python3 first: a version manager's python3 on PATH may lack the Debian packages.
     locate: () =>

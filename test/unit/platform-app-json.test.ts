@@ -1,5 +1,6 @@
 // app.json: valid against a JSON Schema written from Heroku's documented app.json schema, and it (and
-// the README) documents every environment variable the code reads, found from the code itself.
+// the reference page, docs/reference.md) documents every environment variable the code reads, found
+// from the code itself.
 
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -26,7 +27,7 @@ interface AppJson {
 
 const appJson = JSON.parse(readFileSync(join(ROOT, "app.json"), "utf8")) as AppJson;
 const schema = JSON.parse(readFileSync(join(ROOT, "test/fixtures/app.json.schema.json"), "utf8")) as object;
-const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+const reference = readFileSync(join(ROOT, "docs/reference.md"), "utf8");
 
 function validator() {
   return new Ajv({ allErrors: true, strict: true }).compile(schema);
@@ -66,7 +67,7 @@ function variablesTheToolReads(): string[] {
   const names = new Set<string>([RUN_MIGRATIONS_ENV, ENV_FILE_OPTION.env]);
   for (const spec of OPTIONS as readonly OptionSpec[]) for (const name of spec.env) names.add(name);
   for (const name of envReadsIn(coreFiles)) names.add(name);
-  // The release id's Heroku sources (the CI services' variables are documented in the README only).
+  // The release id's Heroku sources (the CI services' variables are documented in docs/reference.md only).
   for (const name of COMMIT_ENV_VARS)
     if (name.startsWith("HEROKU_") || name === "SOURCE_VERSION") names.add(name);
   return [...names].sort();
@@ -153,14 +154,14 @@ describe("app.json", () => {
   });
 });
 
-describe("README", () => {
+describe("docs/reference.md", () => {
   it("documents every environment variable the code reads, the platform scripts and the release id sources included", () => {
     const names = new Set([
       ...variablesTheToolReads(),
       ...envReadsIn(sourceFiles(join(ROOT, "src"))),
       ...COMMIT_ENV_VARS,
     ]);
-    const missing = [...names].filter((name) => !readme.includes(`\`${name}\``));
-    expect(missing, "variables read by the code but not in README.md (as `NAME`)").toEqual([]);
+    const missing = [...names].filter((name) => !reference.includes(`\`${name}\``));
+    expect(missing, "variables read by the code but not in docs/reference.md (as `NAME`)").toEqual([]);
   });
 });

@@ -58,6 +58,16 @@ describe("staleReason (dist/ against the build's inputs)", () => {
     expect(staleReason(root)).toBe("src/run/a.ts changed after the last build");
   });
 
+  it("stale when package.json (the version the bundle prints) changed after the build", () => {
+    const root = tree();
+    writeFileSync(join(root, "package.json"), "{}");
+    at(root, "src/run/a.ts", 1_000);
+    at(root, "tsconfig.json", 1_000);
+    at(root, "dist/cli.js", 2_000);
+    at(root, "package.json", 3_000);
+    expect(staleReason(root)).toBe("package.json changed after the last build");
+  });
+
   it("stale when there is no build", () => {
     const root = mkdtempSync(join(tmpdir(), "ro-fresh-"));
     expect(staleReason(root)).toBe("dist/cli.js does not exist");
