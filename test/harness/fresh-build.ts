@@ -14,6 +14,7 @@ const ROOT = resolve(import.meta.dirname, "../..");
  */
 const INPUTS = [
   "src",
+  "scripts/build-page.mjs",
   "scripts/bundle.mjs",
   "scripts/bundle-options.mjs",
   "package.json",
