@@ -4,12 +4,10 @@
 
 import pg from "pg";
 import type { Config } from "../core/config.js";
-import { describeBlock } from "../core/blocking.js";
 import { formatDuration } from "../core/duration.js";
 import { deriveLockKey } from "../core/lock-key.js";
 import { formatMetrics } from "../core/metrics.js";
-import type { AttemptWithFollowers } from "../core/records.js";
-import { groupReleases, type ReleaseRecord } from "../core/releases.js";
+import { groupReleases } from "../core/releases.js";
 import type { Reporter } from "../core/reporter.js";
 import {
   applicationName,
@@ -22,24 +20,7 @@ import {
 import { readAttempts, readMetricsSnapshot, readUnattachedOutcomes } from "../db/ledger/reads.js";
 import { ledgerOf, type Ledger } from "../db/ledger/sql.js";
 import { readLockHolder } from "../db/session.js";
-
-/** What GET /api/releases returns, and what the page renders. */
-export interface ReleasesResponse {
-  /** The ledger's schema. */
-  schema: string;
-  /** At most this many attempts, newest first, grouped into releases. */
-  limit: number;
-  /** Who holds the release lock now (null: nobody). */
-  lock: {
-    name: string;
-    holder: { pid: number; applicationName: string | null; since: string | null } | null;
-  };
-  /** Newest release first (core/releases.ts), each attempt with the sentence that says what blocks it. */
-  releases: (Omit<ReleaseRecord, "attempts"> & { attempts: ApiAttempt[] })[];
-}
-
-/** An attempt as the API sends it: its record, and what blocks it as the run says it. */
-export type ApiAttempt = AttemptWithFollowers & { blockedText: string | null };
+import { toReleasesResponse, type ReleasesResponse } from "./releases-api.js";
 
 /** The body of /api/releases, read in one pooled session. */
 async function readReleasesResponse(
@@ -49,26 +30,19 @@ async function readReleasesResponse(
   limit: number,
 ): Promise<ReleasesResponse> {
   const attempts = await readAttempts(client, ledger, { limit });
-  const releases = groupReleases(attempts, await readUnattachedOutcomes(client, ledger)).map((release) => ({
-    ...release,
-    attempts: release.attempts.map((a) => ({
-      ...a,
-      blockedText: a.blocked === null ? null : describeBlock(a.blocked),
-    })),
-  }));
+  const releases = groupReleases(attempts, await readUnattachedOutcomes(client, ledger));
   const holder = await readLockHolder(client, ledger.key);
-  return {
+  // A running attempt has run until now by the database's clock, the one its start was taken by.
+  const clock = await client.query<{ now: Date }>("SELECT clock_timestamp() AS now");
+  const now = clock.rows[0]!.now.getTime();
+  return toReleasesResponse({
     schema: config.schema,
     limit,
-    lock: {
-      name: config.lockName,
-      holder:
-        holder === undefined
-          ? null
-          : { pid: holder.pid, applicationName: holder.applicationName, since: holder.backendStart },
-    },
+    lockName: config.lockName,
+    holder,
     releases,
-  };
+    now,
+  });
 }
 
 export interface LedgerReader {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatDuration } from "../../src/core/duration.js";
 import { createTestDatabase, useTestDatabase, type TestDatabase } from "../harness/database.js";
 import { freePort } from "../../demo/free-port.js";
 import { startPostgres } from "../harness/postgres.js";
@@ -24,7 +25,10 @@ const SCREENSHOTS = [
   join(ROOT, "test-output/status-page.png"),
   ...(process.env.UPDATE_SCREENSHOTS === "1" ? [join(ROOT, "docs/status-page.png")] : []),
 ];
-const SHA = "3f2c1a9e5b7d4c2a8e1f0b9d6c5a4e3f2d1c0b9a";
+/** A SHA-256 commit (64 hex digits): the page shows its first 7, by the tool's rule (shortReleaseId). */
+const SHA = "3f2c1a9e5b7d4c2a8e1f0b9d6c5a4e3f2d1c0b9a8e7f6a5b4c3d2e1f0a9b8c7d";
+/** A duration as the tool writes it (formatDuration): "850 ms", "34 s", "1 m 5 s", "1 h 2 m". */
+const DURATION = String.raw`\d+ (?:ms|s|m(?: \d+ s)?|h(?: \d+ m)?)`;
 /** A command that runs SQL statements (the blocked migration of the live release). */
 const SQL = join(ROOT, "test/fixtures/sql.mjs");
 /** What the failing migration prints: markup that must be shown as text, never run. */
@@ -46,15 +50,19 @@ afterAll(async () => {
 
 interface Release {
   releaseId: string | null;
+  shortReleaseId: string | null;
   leader: string | null;
   status: string;
+  span: { from: string; to: string; text: string };
   attempts: {
     id: number;
     app: string;
     status: string;
     exitCode: number | null;
+    durationMs: number | null;
+    durationText: string;
     outputTail: string | null;
-    followers: { app: string; outcome: string; exitCode: number; waitedMs: number }[];
+    followers: { app: string; outcome: string; exitCode: number; waitedMs: number; waitedText: string }[];
   }[];
   others: { app: string; outcome: string; exitCode: number }[];
 }
@@ -249,6 +257,13 @@ describe("serve: the release status page", () => {
     expect(ok.attempts[0]).toMatchObject({ app: "s-app", status: "succeeded", exitCode: 0 });
     expect(ok.attempts[0]?.followers).toMatchObject([{ app: "s-admin", outcome: "succeeded", exitCode: 0 }]);
     expect(ok.attempts[0]?.followers[0]?.waitedMs).toBeGreaterThan(500);
+    // The texts the page shows, by the tool's own rules: the short id (of a 64-digit commit too), durations.
+    expect(body.releases.map((r) => r.shortReleaseId)).toEqual(["c9e2f44", "8b41d07", "3f2c1a9"]);
+    expect(ok.attempts[0]?.durationText).toBe(formatDuration(ok.attempts[0]?.durationMs ?? -1));
+    expect(ok.attempts[0]?.followers[0]?.waitedText).toBe(
+      formatDuration(ok.attempts[0]?.followers[0]?.waitedMs ?? -1),
+    );
+    expect(ok.span.text).toBe(formatDuration(Date.parse(ok.span.to) - Date.parse(ok.span.from)));
     expect(ok.others).toMatchObject([{ app: "s-worker", outcome: "skipped", exitCode: 0 }]);
     expect(failed.attempts[0]).toMatchObject({ app: "s-app", status: "failed", exitCode: 3 });
     expect(failed.attempts[0]?.outputTail).toContain(HOSTILE);
@@ -293,6 +308,7 @@ describe("serve: the release status page", () => {
   }) => {
     if (CHROMIUM.path === undefined) return skip(CHROMIUM.missing);
     const { releases } = JSON.parse((await get(`${base}/api/releases`)).text) as ReleasesBody;
+    const [timedOut, failed, ok] = releases as [Release, Release, Release];
     const waitedMs = releases[2]?.attempts[0]?.followers[0]?.waitedMs ?? -1;
     browser = await chromium.launch({
       executablePath: CHROMIUM.path,
@@ -349,15 +365,21 @@ describe("serve: the release status page", () => {
     const card = (id: string) => page.locator(`section.release[data-release="${id}"]`);
     const lane = (id: string, app: string) => card(id).locator(`.lane[data-app="${app}"]`);
 
-    // Release 1: s-app led, s-admin waited for it (for as long as the ledger says) and succeeded.
+    // Release 1: s-app led, s-admin waited for it (for as long as the ledger says) and succeeded. Its id
+    // has 64 hex digits (a SHA-256 commit): shown short, whole in the title. Durations read as the CLI
+    // writes them (formatDuration), never in a format of the page's own.
     expect(await card(SHA).locator(".rid").textContent()).toBe("3f2c1a9");
     expect(await card(SHA).locator(".rid").getAttribute("title")).toBe(SHA);
     expect(await card(SHA).locator(".head").innerText()).toMatch(/succeeded[\s\S]*led by s-app/);
-    expect(await lane(SHA, "s-app").innerText()).toMatch(/led · ran \d+\.\d s · exit 0/);
-    const waitedSeconds = (waitedMs / 1000).toFixed(1);
-    expect(await lane(SHA, "s-admin").innerText()).toContain(
-      `waited ${waitedSeconds} s for s-app · succeeded`,
+    expect(await lane(SHA, "s-app").innerText()).toContain(
+      `led · ran ${formatDuration(ok.attempts[0]?.durationMs ?? -1)} · exit 0`,
     );
+    expect(await lane(SHA, "s-admin").innerText()).toContain(
+      `waited ${formatDuration(waitedMs)} for s-app · succeeded`,
+    );
+    expect(await card(SHA).locator(".head .when").innerText()).toMatch(new RegExp(` · ${ok.span.text}$`));
+    expect(await card(SHA).locator(".axis").innerText()).toContain(`+${ok.span.text}`);
+    expect(await page.locator("#releases").innerText()).not.toMatch(/\d+ min\b|\d+\.\d s\b/);
     expect(await lane(SHA, "s-worker").innerText()).toContain("skipped (follower-mode skip)");
     // On the timeline, s-admin's wait starts after s-app started and ends after s-app finished.
     const leaderBar = await lane(SHA, "s-app").locator(".bar").boundingBox();
@@ -368,13 +390,13 @@ describe("serve: the release status page", () => {
     // Release 2: the failure, its exit code and its output tail, as text.
     expect(await card("8b41d07").getAttribute("data-status")).toBe("failed");
     expect(await lane("8b41d07", "s-app").innerText()).toContain("failed, exit code 3");
-    expect(await lane("8b41d07", "s-admin").innerText()).toMatch(
-      /waited \d+\.\d s for s-app · leader failed \(exit 76\)/,
+    expect(await lane("8b41d07", "s-admin").innerText()).toContain(
+      `waited ${formatDuration(failed.attempts[0]?.followers[0]?.waitedMs ?? -1)} for s-app · leader failed (exit 76)`,
     );
     const failure = card("8b41d07").locator("details.failure");
     expect(await failure.getAttribute("open")).not.toBeNull();
-    expect(await failure.locator("summary").innerText()).toMatch(
-      /Attempt #\d+ by s-app failed with exit code 3 after \d+\.\d s/,
+    expect(await failure.locator("summary").innerText()).toContain(
+      `Attempt #${failed.attempts[0]?.id} by s-app failed with exit code 3 after ${formatDuration(failed.attempts[0]?.durationMs ?? -1)}`,
     );
     const tail = await failure.locator("pre").textContent();
     expect(tail).toContain(HOSTILE);
@@ -383,8 +405,8 @@ describe("serve: the release status page", () => {
     expect(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
 
     // Release 3: the follower that timed out; the leader's output (folded) with the password scrubbed.
-    expect(await lane("c9e2f44", "s-admin").innerText()).toMatch(
-      /timed out after \d+\.\d s for s-app \(exit 75\)/,
+    expect(await lane("c9e2f44", "s-admin").innerText()).toContain(
+      `timed out after ${formatDuration(timedOut.attempts[0]?.followers[0]?.waitedMs ?? -1)} for s-app (exit 75)`,
     );
     const output = card("c9e2f44").locator("details.output");
     expect(await output.getAttribute("open")).toBeNull();
@@ -422,12 +444,12 @@ describe("serve: the release status page", () => {
     );
     await expect
       .poll(() => lane("e41f9b2", "s-admin").innerText(), { timeout: 15_000 })
-      .toMatch(/waiting \d+\.\d s for s-app since \d\d:\d\d:\d\d/);
+      .toMatch(new RegExp(`waiting ${DURATION} for s-app since \\d\\d:\\d\\d:\\d\\d`));
     await expect
       .poll(() => lane("e41f9b2", "s-app").innerText(), { timeout: 30_000 })
       .toMatch(
         new RegExp(
-          `running for \\d[\\s\\S]*blocked: the command's session \\(backend pid \\d+\\) has waited \\d+ s for AccessExclusiveLock on users, blocked by backend pid ${webPid} \\(application_name "web\\.1", idle in transaction since`,
+          `running for ${DURATION}[\\s\\S]*blocked: the command's session \\(backend pid \\d+\\) has waited \\d+ s for AccessExclusiveLock on users, blocked by backend pid ${webPid} \\(application_name "web\\.1", idle in transaction since`,
         ),
       );
     mkdirSync(join(ROOT, "docs"), { recursive: true });
@@ -441,7 +463,7 @@ describe("serve: the release status page", () => {
     });
     await expect
       .poll(() => lane("e41f9b2", "s-admin").innerText(), { timeout: 15_000 })
-      .toMatch(/waited \d+\.\d s for s-app · succeeded/);
+      .toMatch(new RegExp(`waited ${DURATION} for s-app · succeeded`));
     expect(await cards.count()).toBe(4);
     expect(await page.locator("#lock").innerText()).toBe("lock free");
 

@@ -1,7 +1,8 @@
 // What the status page reads of GET /api/releases: the fields page.ts renders, as the browser sees
-// them. No imports, so that the page's own tsconfig (the DOM, no node) can check this file too; the
-// server side checks that the response it sends (operator/releases-api.ts) is assignable to PageData,
-// so a field renamed or retyped on one side fails `npm run typecheck`.
+// them. The texts that follow the tool's rules (short release id, durations) come ready from the
+// server, so the page never re-implements them. No imports, so that the page's own tsconfig (the DOM,
+// no node) can check this file too; operator/releases-api.ts checks that the response it sends is
+// assignable to PageData, so a field renamed or retyped on one side fails `npm run typecheck`.
 
 export interface PageFollower {
   app: string;
@@ -11,6 +12,8 @@ export interface PageFollower {
   outcome: string;
   exitCode: number | null;
   waitedMs: number;
+  /** waitedMs as the tool writes durations ("1 m 5 s"). */
+  waitedText: string;
   /** When it ended; for a waiter, its last heartbeat. */
   recordedAt: string;
   startedAt: string | null;
@@ -28,7 +31,8 @@ export interface PageAttempt {
   signal: string | null;
   startedAt: string;
   finishedAt: string | null;
-  durationMs: number | null;
+  /** How long it ran; while running, how long so far, as of the read (the tool's duration text). */
+  durationText: string;
   outputTail: string | null;
   blockedText: string | null;
   followers: PageFollower[];
@@ -36,9 +40,13 @@ export interface PageAttempt {
 
 export interface PageRelease {
   releaseId: string | null;
+  /** The release id's short form, by the tool's rule; null when unversioned. */
+  shortReleaseId: string | null;
   task: string;
   leader: string | null;
   status: string;
+  /** The release's time axis: first start to last end (a running attempt ends at the read), and its text. */
+  span: { from: string; to: string; text: string };
   attempts: PageAttempt[];
   others: PageFollower[];
 }
