@@ -18,6 +18,7 @@ import {
   pgClientConfig,
 } from "../db/connect.js";
 import { readAttempts, readMetricsSnapshot, readUnattachedOutcomes } from "../db/ledger/reads.js";
+import { isReadable, readPresence } from "../db/ledger/schema.js";
 import { ledgerOf, type Ledger } from "../db/ledger/sql.js";
 import { readLockHolder } from "../db/session.js";
 import { toReleasesResponse, type ReleasesResponse } from "./releases-api.js";
@@ -29,8 +30,11 @@ async function readReleasesResponse(
   ledger: Ledger,
   limit: number,
 ): Promise<ReleasesResponse> {
-  const attempts = await readAttempts(client, ledger, { limit });
-  const releases = groupReleases(attempts, await readUnattachedOutcomes(client, ledger));
+  // Asked first, from the catalogs: in this read's transaction, a read of a missing table would abort
+  // every read after it (a fresh database, before any run, answered 503).
+  const readable = isReadable(await readPresence(client, ledger));
+  const attempts = readable ? await readAttempts(client, ledger, { limit }) : [];
+  const releases = groupReleases(attempts, readable ? await readUnattachedOutcomes(client, ledger) : []);
   const holder = await readLockHolder(client, ledger.key);
   // A running attempt has run until now by the database's clock, the one its start was taken by.
   const clock = await client.query<{ now: Date }>("SELECT clock_timestamp() AS now");
