@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The command line: yargs reads argv and calls the library; one catch at the top maps errors to exit codes.
 
+import { isSea } from "node:sea";
 import type { Argv } from "yargs";
 import type { Config, Environment } from "./core/config.js";
 import { loadConfig } from "./load/config.js";
@@ -9,6 +10,7 @@ import { ExitCode, exitCodesHelp } from "./core/exit-codes.js";
 import { ENV_FILE_OPTION, OPTIONS, takes, type CommandName, type OptionSpec } from "./core/options.js";
 import { createReporter, type Reporter } from "./core/reporter.js";
 import { joinNegativeValues, parseRunFast } from "./cli/run-args.js";
+import { supervise, SUPERVISE_ENV } from "./run/supervisor.js";
 import { isDistinctive, passwordOf, WEAK_PASSWORD } from "./core/secrets.js";
 
 /** The package's version, written in by the bundler (scripts/bundle.mjs): the binary has no package.json. */
@@ -112,7 +114,11 @@ async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Pr
   const { config, env } = load(argv, reporter, "run");
   return withSignals(async (signal) => {
     const { runRelease } = await import("./run/runbook.js");
-    const result = await runRelease({ config, env, cwd: process.cwd(), reporter, signal });
+    // The command's supervisor is this very program: the binary itself, or node with this script.
+    const supervisor = isSea()
+      ? { file: process.execPath, args: [] }
+      : { file: process.execPath, args: [process.argv[1] ?? ""] };
+    const result = await runRelease({ config, env, cwd: process.cwd(), reporter, signal, supervisor });
     reporter.debug(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
     return result.exitCode;
   });
@@ -339,7 +345,14 @@ function reportError(error: unknown, reporter: Reporter): number {
   return ExitCode.internal;
 }
 
-// No top-level await: the standalone binary runs this file as one CommonJS script.
-void main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-});
+// No top-level await: the standalone binary runs this file as one CommonJS script. Started as a
+// command's supervisor (run/supervisor.ts), the same program supervises instead.
+if (process.env[SUPERVISE_ENV] === "1") {
+  void supervise().then((code) => {
+    process.exitCode = code;
+  });
+} else {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

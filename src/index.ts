@@ -2,7 +2,7 @@
 // exported here is a semver promise: run a release, load its config, read status and history, check
 // the setup, serve the page, and the errors and exit codes that say how it went.
 
-export { runRelease, type RunInput, type RunResult, type RunOutcome } from "./run/runbook.js";
+export { runRelease, type RunInput, type RunResult, type RunOutcome } from "./library.js";
 export {
   parseConfig,
   type Config,

@@ -7,12 +7,22 @@ import type { Attempt, AttemptStatus, Lease } from "./records.js";
 export { ATTEMPT_STATUSES, type AttemptStatus } from "./records.js";
 
 /** What the ledger says of a running attempt's lease (see Lease); the decision needs these parts. */
-export type LeaseView = Pick<Lease, "leftMs" | "sessionGone" | "orphans">;
+export type LeaseView = Pick<Lease, "leftMs" | "renewedMsAgo" | "sessionGone" | "orphans">;
 
 /** The part of an attempt's record the decision needs. */
 export type AttemptView = Pick<
   Attempt,
-  "id" | "status" | "releaseId" | "app" | "pid" | "host" | "role" | "startedAt" | "exitCode"
+  | "id"
+  | "status"
+  | "releaseId"
+  | "app"
+  | "pid"
+  | "host"
+  | "role"
+  | "startedAt"
+  | "heartbeatAt"
+  | "exitCode"
+  | "lockBackendPid"
 > & {
   /** Running attempts only. */
   lease: LeaseView | null;
@@ -36,8 +46,12 @@ export interface Situation {
   orphanPolicy: OrphanPolicy;
 }
 
-/** Why a process waits: for the owner's outcome, for an expired owner's lease, or for its command's sessions. */
-export type WaitReason = "outcome" | "lease" | "orphans";
+/**
+ * Why a process waits: for the owner's outcome; for the lease of an owner whose session is gone; for a
+ * stalled owner (its lease ran out, its lock session lives: paused or frozen); or for the sessions of a
+ * gone owner's command.
+ */
+export type WaitReason = "outcome" | "lease" | "stalled" | "orphans";
 
 export type Decision =
   | { action: "claim" }
@@ -47,34 +61,57 @@ export type Decision =
   | { action: "fail"; reason: "failed" | "stopped" | "abandoned"; attempt: AttemptView }
   | { action: "timeout"; on: AttemptView | undefined }
   | { action: "abandon"; attempt: AttemptView }
-  | { action: "end-orphans"; attempt: AttemptView; pids: readonly number[] };
+  | { action: "end-orphans"; attempt: AttemptView; pids: readonly number[] }
+  | { action: "end-stalled"; attempt: AttemptView; pid: number };
 
 /** Interrupted, lost or abandoned: the attempt ended without its command deciding the outcome. */
 export function isStopped(status: AttemptStatus): boolean {
   return status === "interrupted" || status === "lost" || status === "abandoned";
 }
 
-/** A running attempt whose owner is gone: its lease expired, or its proven lock session ended. */
+/**
+ * A running attempt whose owner is stalled: its lease ran out but its lock session is alive (a paused
+ * or frozen leader, whose command may still be at work). A lease that ran out is not proof of death
+ * where a lock session says otherwise.
+ */
+export function isStalled(attempt: Pick<AttemptView, "lease">): boolean {
+  const lease = attempt.lease;
+  return lease !== null && lease.leftMs <= 0 && lease.sessionGone === false;
+}
+
+/**
+ * A running attempt whose owner is gone: its proven lock session ended, or (without a lock session, a
+ * pooler) its lease ran out. A stalled owner is not gone.
+ */
 export function isOwnerGone(attempt: AttemptView): boolean {
   const lease = attempt.lease;
-  return lease !== null && (lease.leftMs <= 0 || lease.sessionGone === true);
+  return lease !== null && (lease.sessionGone === true || (lease.leftMs <= 0 && lease.sessionGone === null));
 }
 
 export type TakeoverStep =
   | { step: "wait-lease"; leftMs: number }
+  | { step: "wait-stalled" }
+  | { step: "end-stalled"; pid: number }
   | { step: "wait-orphans"; pids: readonly number[] }
   | { step: "end-orphans"; pids: readonly number[] }
   | { step: "abandon" };
 
 /**
- * When another process may take over a running attempt. Only once its lease has expired by the
- * database clock (its leader stops the command before then, or is gone), and only once the command's
- * own sessions have left: a dead leader's command may outlive it. A lost session alone is not enough.
+ * When another process may take over a running attempt: only once its lease has expired by the
+ * database clock (its leader stops the command before then, or is gone) AND its lock session, if it
+ * holds one, is gone (else it is stalled: waited for, or with --orphan-sessions terminate, its
+ * session is ended on purpose) AND no session of its command is connected (a command can outlive
+ * its leader). A lost session alone is not enough.
  */
 export function takeover(holder: AttemptView, orphanPolicy: OrphanPolicy): TakeoverStep {
   const lease = holder.lease;
   if (lease === null) return { step: "abandon" }; // not running: nothing to wait for
   if (lease.leftMs > 0) return { step: "wait-lease", leftMs: lease.leftMs };
+  if (lease.sessionGone === false) {
+    return orphanPolicy === "terminate" && holder.lockBackendPid !== null
+      ? { step: "end-stalled", pid: holder.lockBackendPid }
+      : { step: "wait-stalled" };
+  }
   if (lease.orphans.length > 0) {
     return orphanPolicy === "terminate"
       ? { step: "end-orphans", pids: lease.orphans }
@@ -111,7 +148,8 @@ export function decide(s: Situation): Decision {
   if (s.role === "follower") {
     const on = latest?.status === "running" ? latest : undefined;
     if (on !== undefined && isOwnerGone(on)) return { action: "fail", reason: "abandoned", attempt: on };
-    return s.timedOut ? { action: "timeout", on } : { action: "wait", on, until: "outcome" };
+    if (s.timedOut) return { action: "timeout", on };
+    return { action: "wait", on, until: on !== undefined && isStalled(on) ? "stalled" : "outcome" };
   }
 
   // leader or auto: claim the task when nobody owns the lock; an owner is waited on, or taken over.
@@ -122,6 +160,10 @@ export function decide(s: Situation): Decision {
   switch (step.step) {
     case "wait-lease":
       return { action: "wait", on: holder, until: isOwnerGone(holder) ? "lease" : "outcome" };
+    case "wait-stalled":
+      return { action: "wait", on: holder, until: "stalled" };
+    case "end-stalled":
+      return { action: "end-stalled", attempt: holder, pid: step.pid };
     case "wait-orphans":
       return { action: "wait", on: holder, until: "orphans" };
     case "end-orphans":

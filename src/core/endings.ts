@@ -29,6 +29,8 @@ export interface RunResult {
 export interface CommandEnd {
   exitCode: number;
   signal: string | null;
+  /** It ended by itself, before any stop or signal reached it (its supervisor says so). */
+  byItself?: boolean;
 }
 
 /** What a leader writes into its attempt row. */
@@ -47,8 +49,16 @@ export interface LeadFacts {
   run: CommandEnd | undefined;
   /** The signal forwarded to the command (or that came before it started), if any. */
   interruptedBy: string | undefined;
-  /** Why ownership was lost while the command ran; the command was stopped for it. */
+  /**
+   * Why ownership was lost while the command ran; the command was stopped for it, unless it had ended by
+   * itself first (a leader resumed after a pause): then its real outcome is recorded, fenced as ever.
+   */
   lostReason: string | undefined;
+}
+
+/** Whether the command was stopped because ownership was lost (not: it ended by itself before that). */
+function stoppedForLoss(facts: LeadFacts): boolean {
+  return facts.lostReason !== undefined && facts.run?.byItself !== true;
 }
 
 /**
@@ -59,7 +69,7 @@ export interface LeadFacts {
 export function statusOf(facts: LeadFacts): { status: RecordedStatus; exitCode: number } {
   const { run, interruptedBy } = facts;
   if (run === undefined) return { status: "interrupted", exitCode: exitCodeForSignal(interruptedBy) };
-  if (facts.lostReason !== undefined) return { status: "lost", exitCode: ExitCode.lockLost };
+  if (stoppedForLoss(facts)) return { status: "lost", exitCode: ExitCode.lockLost };
   if (run.exitCode === 0) return { status: "succeeded", exitCode: ExitCode.ok };
   if (interruptedBy !== undefined)
     return { status: "interrupted", exitCode: exitCodeForSignal(interruptedBy) };
@@ -115,7 +125,7 @@ export function leadEnding(
       `interrupted by ${String(interruptedBy)} before the command started; nothing was run.`,
     );
   const ran = `the command ${describeExit(run)}`;
-  if (facts.lostReason !== undefined)
+  if (stoppedForLoss(facts))
     return end(
       "lock-lost",
       "error",

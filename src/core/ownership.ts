@@ -76,3 +76,12 @@ export function judge(state: OwnershipState, seen: Observation): Verdict {
 function keep(state: OwnershipState, late: () => string): Verdict {
   return state.nowMs >= state.stopByMs ? { lost: true, reason: late() } : { lost: false, renewed: false };
 }
+
+/**
+ * The one sentence for a stalled leader (its lease ran out, its lock session lives): said by waiters,
+ * status, the page and doctor, with the deliberate way out.
+ */
+export function describeStalled(lockBackendPid: number | null, renewedMsAgo: number): string {
+  const pid = lockBackendPid ?? "?";
+  return `its leader's lock session (backend pid ${pid}) is connected but has not renewed the lease for ${formatDuration(renewedMsAgo)}: paused or frozen? Nobody takes it over while that session lives; to take over on purpose, end that session (release-orchestrator run --orphan-sessions terminate, or SELECT pg_terminate_backend(${pid})), and its leader, if it resumes, stops its command.`;
+}

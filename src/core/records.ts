@@ -35,6 +35,8 @@ export interface Lease {
   endsAt: string;
   /** Milliseconds left on the lease; 0 or less means it expired. */
   leftMs: number;
+  /** Milliseconds since its leader last renewed it. */
+  renewedMsAgo: number;
   /**
    * When the leader holds the advisory lock on a session proven to be its own: whether that backend no
    * longer holds it (the leader's session is gone). Null when it holds no lock (a pooler).

@@ -4,7 +4,9 @@
 import type pg from "pg";
 import { describeBlock } from "../core/blocking.js";
 import type { Config } from "../core/config.js";
+import { isStalled } from "../core/decide.js";
 import { formatDuration } from "../core/duration.js";
+import { describeStalled } from "../core/ownership.js";
 import { deriveLockKey, type LockKey } from "../core/lock-key.js";
 import type { AttemptWithFollowers, FollowerRecord } from "../core/records.js";
 import { readAttempts, readWaiters } from "../db/ledger/reads.js";
@@ -15,7 +17,8 @@ import { ago, cells, table, time } from "./format.js";
 
 export interface StatusReport {
   lock: { name: string; key: LockKey; holder: LockHolder | null };
-  running: (AttemptWithFollowers & { heartbeatAgeMs: number })[];
+  /** `stalled`: its lease ran out while its lock session lives (a paused or frozen leader); nobody takes it over. */
+  running: (AttemptWithFollowers & { heartbeatAgeMs: number; stalled: boolean })[];
   /** Processes recorded as waiting: "waiting" (heartbeat fresh) or "gone" (killed, or lost their connection). */
   waiters: FollowerRecord[];
   latest: AttemptWithFollowers[];
@@ -34,7 +37,7 @@ export async function readStatus(client: pg.Client, config: Config, limit = 10):
   const waiters = await readWaiters(client, ledger);
   const running = recent
     .filter((a) => a.status === "running")
-    .map((a) => ({ ...a, heartbeatAgeMs: now.getTime() - Date.parse(a.heartbeatAt) }));
+    .map((a) => ({ ...a, heartbeatAgeMs: now.getTime() - Date.parse(a.heartbeatAt), stalled: isStalled(a) }));
   const seen = new Set<string>();
   const latest: AttemptWithFollowers[] = [];
   for (const attempt of recent) {
@@ -54,13 +57,15 @@ export async function readStatus(client: pg.Client, config: Config, limit = 10):
   };
 }
 
-/** What the lease of a running attempt says: still owned, or its leader is gone. */
+/** What the lease of a running attempt says: still owned, stalled, or its leader is gone. */
 function leaseNote(now: string, a: AttemptWithFollowers): string {
   if (a.lease === null) return ".";
   const left = Date.parse(a.lease.endsAt) - Date.parse(now);
-  return left > 0
-    ? `, lease ends in ${formatDuration(left)} unless renewed${a.lockBackendPid === null ? "" : ` (advisory lock on backend pid ${a.lockBackendPid})`}.`
-    : ` — its lease expired ${formatDuration(-left)} ago: its leader is gone, and the next run takes over once its command's sessions have left.`;
+  if (left > 0)
+    return `, lease ends in ${formatDuration(left)} unless renewed${a.lockBackendPid === null ? "" : ` (advisory lock on backend pid ${a.lockBackendPid})`}.`;
+  if (isStalled(a))
+    return ` — STALLED: its lease expired ${formatDuration(-left)} ago, but ${describeStalled(a.lockBackendPid, a.lease.renewedMsAgo)}`;
+  return ` — its lease expired ${formatDuration(-left)} ago: its leader is gone, and the next run takes over once its command's sessions have left.`;
 }
 
 export function formatStatus(report: StatusReport): string {

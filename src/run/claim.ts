@@ -28,6 +28,10 @@ export interface Claim {
   readonly lost: AbortSignal;
   /** Whether the advisory lock is held on a proven session (status shows it; its loss stops the command). */
   readonly lockHeld: boolean;
+  /** Whether the connection is proven to be a session of its own (no pooler): the command's supervisor may watch it. */
+  readonly proven: boolean;
+  /** Calls `listener` with the stop time (Date.now() scale) now and after every renewal that extends it. */
+  onStopBy(listener: (stopByMs: number) => void): void;
   /** Records the outcome, fenced by the attempt id; on a fresh connection if ours died. */
   finish(outcome: AttemptOutcome): Promise<Recorded>;
 }
@@ -53,7 +57,14 @@ export async function withClaim<T>(
     return (recorded ??= await record(ctx, link, id, outcome, renewals.lost.aborted));
   };
   try {
-    return { value: await fn({ id, lost: renewals.lost, lockHeld: lock.held, finish: end }) };
+    const claim = {
+      id,
+      lost: renewals.lost,
+      lockHeld: lock.held,
+      proven: link.proven,
+      onStopBy: (listener: (stopByMs: number) => void) => renewals.onStopBy(listener),
+    };
+    return { value: await fn({ ...claim, finish: end }) };
   } finally {
     // A lead that ended without recording (a bug, or a throw): never leave the attempt running.
     if (recorded === undefined)
@@ -97,8 +108,14 @@ function keepRenewed(
   id: number,
   leaseMs: number,
   lock: { client: pg.Client; held: boolean },
-): { lost: AbortSignal; readonly lockSessionFailed: boolean; stop(): Promise<void> } {
+): {
+  lost: AbortSignal;
+  readonly lockSessionFailed: boolean;
+  onStopBy(listener: (stopByMs: number) => void): void;
+  stop(): Promise<void>;
+} {
   const lost = new AbortController();
+  const listeners: ((stopByMs: number) => void)[] = [];
   let lockSessionFailed = false;
   const stopped = new AbortController();
   const blocking = new BlockReport(ctx, id);
@@ -132,7 +149,10 @@ function keepRenewed(
         stopBy(lastRenewedMs, leaseMs, ctx.config.killGraceMs),
       );
       const verdict = see(seen);
-      if (!verdict.lost && verdict.renewed) lastRenewedMs = sent;
+      if (!verdict.lost && verdict.renewed) {
+        lastRenewedMs = sent;
+        for (const listener of listeners) listener(stopBy(lastRenewedMs, leaseMs, ctx.config.killGraceMs));
+      }
       if (seen.kind === "renewed") blocking.seen(seen.blocked ?? null);
       else if (seen.kind === "renewal-failed" && !lock.held)
         ctx.reporter.debug(`lease renewal failed (${seen.message}); retrying`);
@@ -143,6 +163,10 @@ function keepRenewed(
     lost: lost.signal,
     get lockSessionFailed() {
       return lockSessionFailed;
+    },
+    onStopBy(listener) {
+      listeners.push(listener);
+      listener(stopBy(lastRenewedMs, leaseMs, ctx.config.killGraceMs));
     },
     async stop() {
       stopped.abort();

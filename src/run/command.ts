@@ -1,14 +1,18 @@
-// Runs the wrapped command in its own process group: output streams through unchanged while a
-// bounded tail is kept for the ledger; the whole group can be signalled and, after a grace, killed.
+// Runs the wrapped command through its supervisor (supervisor.ts), in a process group of its own:
+// output streams through unchanged while a bounded tail is kept for the ledger; the whole group can
+// be signalled and, after a grace, killed; and it never outlives this process.
 
+import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { constants as osConstants } from "node:os";
+import { createInterface } from "node:readline";
+import type { Duplex } from "node:stream";
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
-import type { ResultPromise } from "execa";
 import type { Command } from "../core/config.js";
 import { UsageError } from "../core/errors.js";
+import { SUPERVISE_ENV, type FromSupervisor, type SupervisorStop, type ToSupervisor } from "./supervisor.js";
 
 /** How much of the command's output the ledger keeps. */
 export const OUTPUT_TAIL_BYTES = 16 * 1024;
@@ -20,6 +24,10 @@ export interface CommandResult {
   signal: string | null;
   /** The last OUTPUT_TAIL_BYTES of stdout and stderr, interleaved as they arrived. */
   outputTail: string;
+  /** True when it ended by itself: no signal or stop reached it first (a lead that lost ownership may still record it). */
+  byItself: boolean;
+  /** A stop its supervisor made on its own (see supervisor.ts). */
+  stoppedBy?: SupervisorStop | undefined;
 }
 
 /** The command as one line of text, for the ledger and messages. */
@@ -138,61 +146,55 @@ function forward(
   });
 }
 
-/** How the command ended, with the tail of its output; a command that could not start at all is 127. */
-async function resultOf(child: ResultPromise, tail: Tail): Promise<CommandResult> {
-  const outcome = await child;
-  const signal = outcome.signal ?? null;
-  let exitCode: number;
-  if (typeof outcome.exitCode === "number") exitCode = outcome.exitCode;
-  else if (signal !== null) exitCode = 128 + (osConstants.signals[signal] ?? 0);
-  else exitCode = 127; // could not be started at all
-  let outputTail = tail.text();
-  if (outcome.exitCode === undefined && signal === null && outcome.message) {
-    outputTail += `\n[release-orchestrator] ${outcome.shortMessage ?? outcome.message}`;
-  }
-  return { exitCode, signal, outputTail };
-}
-
 export interface StartedCommand {
-  pid: number | undefined;
   result: Promise<CommandResult>;
   /** Sends a signal to the command's whole process group. */
   signal(signal: NodeJS.Signals): void;
-  /** SIGTERM to the group, then SIGKILL after `graceMs` if it is still alive; resolves when it has exited. */
+  /** The signal to the group, then SIGKILL after `graceMs` if it is still alive; resolves when it has exited. */
   stop(signal: NodeJS.Signals, graceMs: number): Promise<CommandResult>;
+  /** The stop time, for the supervisor to enforce if this process cannot (it stops the command in `inMs`). */
+  deadline(inMs: number, graceMs: number): void;
 }
 
-let execaModule: Promise<typeof import("execa")> | undefined;
-/** Loads execa once; a leader starts it early, so that it loads while the database answers. */
-export function loadExeca(): Promise<typeof import("execa")> {
-  execaModule ??= import("execa");
-  return execaModule;
+/** How to start the supervisor: this very program (`node dist/cli.js`, or the standalone binary). */
+export interface SupervisorEntry {
+  file: string;
+  args: string[];
 }
 
-/** Starts the command; execa is loaded only here, so processes that never run a command never load it. */
-export async function startCommand(
-  command: Command,
-  options: {
-    env: Record<string, string | undefined>;
-    cwd: string;
-    /** After the command's own process exits, how long what is left of its group gets before SIGKILL. */
-    graceMs: number;
-  },
-): Promise<StartedCommand> {
-  const { execa } = await loadExeca();
+export interface StartOptions {
+  env: Record<string, string | undefined>;
+  cwd: string;
+  /** After the command's own process exits, how long what is left of its group gets before SIGKILL. */
+  graceMs: number;
+  supervisor: SupervisorEntry;
+  /** A direct database session for the supervisor to hold while the command runs (see supervisor.ts). */
+  session?: Extract<ToSupervisor, { type: "start" }>["session"];
+  /** What the supervisor says on the way (it stopped the command, its session ended...). */
+  onNote?: (message: string) => void;
+}
+
+/** Starts the command under its supervisor; the supervisor is this program with SUPERVISE_ENV set. */
+export function startCommand(command: Command, options: StartOptions): StartedCommand {
   const [file, args] =
     command.kind === "shell" ? ["sh", ["-c", command.script]] : [command.file, command.args];
-  const child: ResultPromise = execa(file, args, {
+  const child = spawn(options.supervisor.file, options.supervisor.args, {
     cwd: options.cwd,
-    env: options.env,
-    extendEnv: false,
-    detached: true,
-    stdin: "inherit",
-    stdout: "pipe",
-    stderr: "pipe",
-    buffer: false,
-    reject: false,
-    stripFinalNewline: false,
+    env: { ...options.env, [SUPERVISE_ENV]: "1" },
+    stdio: ["inherit", "pipe", "pipe", "pipe"],
+  });
+  const control = child.stdio[3] as Duplex;
+  const tell = (message: ToSupervisor) => {
+    if (!control.destroyed && control.writable) control.write(`${JSON.stringify(message)}\n`);
+  };
+  control.on("error", () => {});
+  tell({
+    type: "start",
+    file,
+    args,
+    cwd: options.cwd,
+    graceMs: options.graceMs,
+    ...(options.session ? { session: options.session } : {}),
   });
   const tail = new Tail(OUTPUT_TAIL_BYTES);
   const collect = collector();
@@ -202,42 +204,91 @@ export async function startCommand(
   };
   if (child.stdout) forward(child.stdout, process.stdout, onChunk);
   if (child.stderr) forward(child.stderr, process.stderr, onChunk);
-
+  const said = listen(control, options.onNote);
   let exited = false;
-  const result = resultOf(child, tail).finally(() => {
+  const result = resultOf(child, said, tail).finally(() => {
     exited = true;
   });
-
-  const sendToGroup = (signal: NodeJS.Signals, evenAfterExit = false) => {
-    if (child.pid === undefined || (exited && !evenAfterExit)) return;
-    try {
-      process.kill(-child.pid, signal);
-    } catch {
-      // The group is gone already.
-    }
-  };
-
-  // What is left of the group once the command's own process has exited (background jobs that would
-  // keep its output open, or ignored a forwarded SIGINT) is part of the command: end it too.
-  child.on("exit", () => {
-    sendToGroup("SIGTERM", true);
-    setTimeout(() => sendToGroup("SIGKILL", true), options.graceMs).unref();
-  });
-
   return {
-    pid: child.pid,
     result,
-    signal: sendToGroup,
+    signal: (signal) => {
+      if (!exited) tell({ type: "signal", signal });
+    },
     async stop(signal, graceMs) {
-      sendToGroup(signal);
-      const timer = setTimeout(() => sendToGroup("SIGKILL"), graceMs);
-      try {
-        return await result;
-      } finally {
-        clearTimeout(timer);
-        // Grandchildren that outlived the group leader still get the signal.
-        sendToGroup("SIGKILL", true);
-      }
+      if (!exited) tell({ type: "stop", signal, graceMs });
+      return result;
+    },
+    deadline: (inMs, graceMs) => {
+      if (!exited) tell({ type: "deadline", inMs: Math.max(0, inMs), graceMs });
     },
   };
+}
+
+/** The supervisor's word: the command's pid once started, and how it ended. */
+function listen(control: Duplex, onNote: ((message: string) => void) | undefined) {
+  const said: { pid?: number; exit?: Extract<FromSupervisor, { type: "exit" }> } = {};
+  createInterface({ input: control }).on("line", (line) => {
+    let message: FromSupervisor;
+    try {
+      message = JSON.parse(line) as FromSupervisor;
+    } catch {
+      return;
+    }
+    if (message.type === "started") said.pid = message.pid;
+    else if (message.type === "exit") said.exit = message;
+    else onNote?.(message.message);
+  });
+  return said;
+}
+
+/**
+ * How the command ended, once the supervisor exited and every output stream closed: as the supervisor
+ * said, or, when the supervisor itself died without saying (killed), its group is killed here.
+ */
+function resultOf(child: ChildProcess, said: ReturnType<typeof listen>, tail: Tail): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    let startError: string | undefined;
+    child.once("error", (error) => {
+      startError = error.message;
+    });
+    child.once("close", (code, signal) => {
+      const exit = said.exit;
+      let outputTail = tail.text();
+      if (exit === undefined) {
+        if (said.pid !== undefined) killGroup(said.pid);
+        const why =
+          startError ??
+          `its supervisor ended ${signal === null ? `with code ${code ?? "?"}` : `by ${signal}`}`;
+        outputTail += `\n[release-orchestrator] the command did not report its end: ${why}`;
+        resolve({
+          exitCode: signal === null ? 127 : 128 + (osConstants.signals[signal] ?? 0),
+          signal,
+          outputTail,
+          byItself: false,
+        });
+        return;
+      }
+      const exitSignal = exit.signal;
+      let exitCode: number;
+      if (exit.exitCode !== null) exitCode = exit.exitCode;
+      else if (exitSignal !== null) exitCode = 128 + (osConstants.signals[exitSignal as NodeJS.Signals] ?? 0);
+      else exitCode = 127; // could not be started at all
+      if (exit.error !== undefined) outputTail += `\n[release-orchestrator] ${exit.error}`;
+      resolve({
+        exitCode,
+        signal: exitSignal,
+        outputTail,
+        byItself: exit.byItself,
+        stoppedBy: exit.stoppedBy,
+      });
+    });
+  });
+}
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // the group is gone already
+  }
 }

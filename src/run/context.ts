@@ -9,7 +9,7 @@ import type { Reporter } from "../core/reporter.js";
 import type { NewAttempt } from "../db/ledger/attempts.js";
 import { ledgerOf, type Ledger } from "../db/ledger/sql.js";
 import type { Participant } from "../db/ledger/waiters.js";
-import { describeCommand } from "./command.js";
+import { describeCommand, type SupervisorEntry } from "./command.js";
 
 export interface RunContext {
   config: Config;
@@ -17,6 +17,8 @@ export interface RunContext {
   cwd: string;
   reporter: Reporter;
   signal: AbortSignal | undefined;
+  /** How to start the command's supervisor. */
+  supervisor: SupervisorEntry;
   app: string;
   host: string;
   release: ReleaseId | undefined;
@@ -39,6 +41,7 @@ export function createRunContext(
     cwd: string;
     reporter: Reporter;
     signal?: AbortSignal | undefined;
+    supervisor: SupervisorEntry;
   },
   app: string,
   release: ReleaseId | undefined,

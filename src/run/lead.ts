@@ -3,6 +3,8 @@
 
 import { leadEnding, statusOf, type CommandEnd, type LeadEnding } from "../core/endings.js";
 import { attemptFinished, type NotifyEvent } from "../core/notification.js";
+import type { Config } from "../core/config.js";
+import { sslFromMode } from "../db/connect.js";
 import { attemptApplicationName } from "../db/ledger/sql.js";
 import type { Claim } from "./claim.js";
 import { describeCommand, startCommand, type CommandResult, type StartedCommand } from "./command.js";
@@ -20,8 +22,20 @@ export async function lead(ctx: RunContext, claim: Claim): Promise<Led> {
   const first = ctx.signal?.aborted === true ? String(ctx.signal.reason) : undefined;
   const { run, interruptedBy } =
     first === undefined ? await runCommand(ctx, claim) : { run: undefined, interruptedBy: first };
-  const lostReason = claim.lost.aborted ? String(claim.lost.reason) : undefined;
+  const lostReason = claim.lost.aborted ? String(claim.lost.reason) : supervisorStop(run?.stoppedBy);
   return record(ctx, claim, { run, interruptedBy, lostReason }, Date.now() - startedMs);
+}
+
+/** A stop the supervisor made on its own is a loss of ownership: this process could not prove it in time. */
+function supervisorStop(stoppedBy: CommandResult["stoppedBy"]): string | undefined {
+  switch (stoppedBy) {
+    case "deadline":
+      return "this process did not renew its lease in time (paused or frozen?), so its supervisor stopped the command";
+    case "session":
+      return "the command's watch session ended (terminated on purpose, or the database went away)";
+    default:
+      return undefined;
+  }
 }
 
 /** Says what runs, starts the command with PGAPPNAME naming the attempt, and supervises it to its end. */
@@ -42,7 +56,28 @@ async function runCommand(
     RELEASE_ORCHESTRATOR_ATTEMPT_ID: String(claim.id),
     PGAPPNAME: ctx.env.PGAPPNAME ?? attemptApplicationName(claim.id),
   };
-  const started = await startCommand(command, { env, cwd: ctx.cwd, graceMs: config.killGraceMs });
+  const started = startCommand(command, {
+    env,
+    cwd: ctx.cwd,
+    graceMs: config.killGraceMs,
+    supervisor: ctx.supervisor,
+    // On a direct connection the supervisor holds a session named after the attempt while the command
+    // lives: a taker sees the command alive even when the command itself holds no session.
+    ...(claim.proven && config.databaseUrl !== undefined
+      ? {
+          session: {
+            url: config.databaseUrl,
+            applicationName: attemptApplicationName(claim.id),
+            ...sslOf(config),
+          },
+        }
+      : {}),
+    onNote: (message) => reporter.warn(`${message}.`),
+  });
+  // Without a lock session, the lease alone proves ownership: if this process stops answering (paused),
+  // the supervisor stops the command at the stop time, as this process would.
+  if (!claim.lockHeld)
+    claim.onStopBy((stopByMs) => started.deadline(stopByMs - Date.now(), config.killGraceMs));
   return supervise(ctx, claim, started);
 }
 
@@ -59,7 +94,9 @@ async function record(
 ): Promise<Led> {
   const { config, reporter } = ctx;
   const end: CommandEnd | undefined =
-    facts.run === undefined ? undefined : { exitCode: facts.run.exitCode, signal: facts.run.signal };
+    facts.run === undefined
+      ? undefined
+      : { exitCode: facts.run.exitCode, signal: facts.run.signal, byItself: facts.run.byItself };
   const outputTail = reporter.redact(facts.run?.outputTail ?? "");
   const exit = {
     exitCode: end === undefined || end.signal !== null ? null : end.exitCode,
@@ -131,4 +168,10 @@ async function supervise(
     ctx.signal?.removeEventListener("abort", onAbort);
     claim.lost.removeEventListener("abort", onLost);
   }
+}
+
+/** The TLS setting of the ledger's URL (PGSSLMODE from .env included), for the supervisor's session. */
+function sslOf(config: Config): { ssl?: boolean | { rejectUnauthorized: false } } {
+  const ssl = sslFromMode(config.databaseUrl ?? "", config.sslMode);
+  return ssl === undefined ? {} : { ssl };
 }

@@ -3,6 +3,7 @@
 
 import type { AttemptView, WaitReason } from "../core/decide.js";
 import { formatDuration } from "../core/duration.js";
+import { describeStalled } from "../core/ownership.js";
 import { fields, type RunContext } from "./context.js";
 
 /** Progress lines while waiting, when stderr is not a terminal (Heroku logs, CI). */
@@ -69,14 +70,8 @@ export class Progress {
     if (this.said.has(key)) return;
     this.said.add(key);
     const who = `${describeAttempt(this.ctx, on)} on ${on.host}`;
-    this.ctx.reporter.info(
-      until === "orphans"
-        ? `${who}: its lease expired but its command is still connected (backend pid ${orphans.join(", ")}); waiting for those sessions to end before taking over (or pass --orphan-sessions terminate).`
-        : `${who}: its leader's session is gone; waiting ${formatDuration(Math.max(0, on.lease?.leftMs ?? 0))} for its lease to expire (its command is stopped by then) before taking over.`,
-      fields(this.ctx, until === "orphans" ? "orphan-sessions" : "stale-owner", on.id, {
-        backendPids: orphans,
-      }),
-    );
+    const { message, event } = waitNote(who, on, until, orphans);
+    this.ctx.reporter.info(message, fields(this.ctx, event, on.id, { backendPids: orphans }));
   }
 
   private line(on: AttemptView | undefined, until: WaitReason, latest: AttemptView | undefined): string {
@@ -89,11 +84,39 @@ export class Progress {
         ? `to finish ${ctx.config.task} for ${ctx.label}`
         : until === "lease"
           ? `whose session is gone: its lease ends in ${formatDuration(Math.max(0, on?.lease?.leftMs ?? 0))}`
-          : "whose command's sessions are still connected";
+          : until === "stalled"
+            ? `whose leader is stalled: connected, lease not renewed for ${formatDuration(on?.lease?.renewedMsAgo ?? 0)}`
+            : "whose command's sessions are still connected";
     const before =
       latest !== undefined && latest.status !== "running" && latest.status !== "succeeded"
         ? ` (the last attempt, #${latest.id} by ${latest.app}, ended ${latest.status}; waiting for a new one)`
         : "";
     return `${ctx.config.role}; waiting for ${holder} ${what}${before} ... ${elapsed} (${left} left)`;
+  }
+}
+
+/** Why a takeover (or a follower) has to wait, in one sentence, and the --json event that names it. */
+function waitNote(
+  who: string,
+  on: AttemptView,
+  until: Exclude<WaitReason, "outcome">,
+  orphans: readonly number[],
+): { message: string; event: string } {
+  switch (until) {
+    case "orphans":
+      return {
+        message: `${who}: its lease expired but its command is still connected (backend pid ${orphans.join(", ")}); waiting for those sessions to end before taking over (or pass --orphan-sessions terminate).`,
+        event: "orphan-sessions",
+      };
+    case "stalled":
+      return {
+        message: `${who}: ${on.app}'s leader is stalled: ${describeStalled(on.lockBackendPid, on.lease?.renewedMsAgo ?? 0)} Waiting for it.`,
+        event: "stalled-leader",
+      };
+    case "lease":
+      return {
+        message: `${who}: its leader's session is gone; waiting ${formatDuration(Math.max(0, on.lease?.leftMs ?? 0))} for its lease to expire (its command is stopped by then) before taking over.`,
+        event: "stale-owner",
+      };
   }
 }

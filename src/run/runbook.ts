@@ -13,14 +13,14 @@ import { readState } from "../db/ledger/attempts.js";
 import { ensureLedger } from "../db/ledger/schema.js";
 import { resolveReleaseId } from "../load/release-id.js";
 import { withClaim } from "./claim.js";
-import { checkCommand, loadExeca } from "./command.js";
+import { checkCommand, type SupervisorEntry } from "./command.js";
 import { createRunContext, participant, result, type RunContext } from "./context.js";
 import { endDone, endFailed, endInterrupted, endTimeout, skip } from "./endings.js";
 import { lead, type Led } from "./lead.js";
 import { Link } from "./link.js";
 import { notifyOutcome } from "./notify.js";
 import { Progress } from "./progress.js";
-import { endOrphans, takeOver, waitOnce } from "./steps.js";
+import { endOrphans, endStalled, takeOver, waitOnce } from "./steps.js";
 
 export type { RunOutcome, RunResult } from "../core/endings.js";
 
@@ -32,9 +32,11 @@ export interface RunInput {
   reporter: Reporter;
   /** Aborted with "SIGINT" or "SIGTERM" as its reason when the orchestrator is asked to stop. */
   signal?: AbortSignal;
+  /** How to start the command's supervisor: this program (the CLI passes itself; see src/index.ts for the library). */
+  supervisor: SupervisorEntry;
 }
 
-/** Runs the release task under the behaviour contract of MISSION.md and returns how it ended. */
+/** Runs the release task under the behaviour contract (docs/how-it-works.md) and returns how it ended. */
 export async function runRelease(input: RunInput): Promise<RunResult> {
   const ctx = await resolve(input);
   const { config } = ctx;
@@ -71,7 +73,6 @@ async function resolve(input: RunInput): Promise<RunContext> {
   reporter.setContext({ release: release?.id });
   if (config.role !== "follower" && config.command !== undefined) {
     checkCommand(config.command, input.env, input.cwd);
-    void loadExeca(); // likely needed soon: load it while the database answers
   }
   return createRunContext(input, app, release);
 }
@@ -130,6 +131,9 @@ async function decideUntilDone(ctx: RunContext, link: Link, progress: Progress):
         break;
       case "end-orphans":
         await endOrphans(ctx, link, decision.attempt, decision.pids);
+        break;
+      case "end-stalled":
+        await endStalled(ctx, link, decision.attempt, decision.pid);
         break;
       case "wait":
         await waitOnce(ctx, link, progress, decision, state.latest, round);

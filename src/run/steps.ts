@@ -44,6 +44,24 @@ export async function endOrphans(
   );
 }
 
+/**
+ * --orphan-sessions terminate, for a stalled leader (its lease ran out, its lock session lives): ends
+ * that session on purpose. Its leader, if it resumes, finds its ownership lost and stops its command;
+ * the takeover still waits for the command's sessions (or ends them too) before it abandons the attempt.
+ */
+export async function endStalled(
+  ctx: RunContext,
+  link: Link,
+  attempt: AttemptView,
+  pid: number,
+): Promise<void> {
+  await link.step((client) => terminateSessions(client, [pid]));
+  ctx.reporter.warn(
+    `${describeAttempt(ctx, attempt)}: its leader was stalled (connected as backend pid ${pid}, lease not renewed); ended its session (--orphan-sessions terminate).`,
+    fields(ctx, "stalled-leader-ended", attempt.id, { backendPid: pid }),
+  );
+}
+
 /** Waits once, as planned: NOTIFY on a proven session, else a poll; a crowded server gets our connection back. */
 export async function waitOnce(
   ctx: RunContext,

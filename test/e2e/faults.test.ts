@@ -75,21 +75,45 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** Whether any process of the group led by `pid` is left (the command runs as a process group's leader). */
+function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The parent of a process: for the command, its supervisor. */
+function parentOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ")".
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+}
+
 function expectNoSecret(...runs: CliRun[]) {
   for (const run of runs) expect(`${run.stdout}${run.stderr}`).not.toContain(password);
 }
 
 describe("faults", () => {
-  it("leader killed (SIGKILL) mid-command: an auto waiter takes over only after the old command ended", async () => {
+  it("leader killed (SIGKILL) mid-command: its command's group goes with it, and an auto waiter takes over only after the old command ended", async () => {
     const db = await freshDb("sigkill-auto");
-    // a's command runs until b waits and a is killed (a fixed time raced b's start under load).
-    const open = holdUntil();
-    const a = hold(db, "a", ["--release-id", "k1"], { HOLD_UNTIL: open.file, SLEEP_MS: "200" });
+    // a's command would run until its gate opens, which never happens: only a's death can end it.
+    const gateNeverOpened = holdUntil();
+    const a = hold(db, "a", ["--release-id", "k1"], { HOLD_UNTIL: gateNeverOpened.file, SLEEP_MS: "200" });
     await until("a's command to start", async () => ((await runsOf(db)).length > 0 ? true : undefined));
     const b = hold(db, "b", ["--release-id", "k1"], { SLEEP_MS: "200" });
     await waitForStderr(b.process, WAITING);
+    const command = (await runsOf(db))[0]!.os_pid;
     a.process.kill("SIGKILL");
-    open.open();
+    // The command is ended by its supervisor as soon as the orchestrator is gone: no process of its
+    // group is left, long before a's lease (7.5 s with --kill-grace 1s) could let anyone take over.
+    await until(
+      "a's command and its group to be gone",
+      () => (!groupAlive(command) ? true : undefined),
+      5000,
+    );
     const [runA, runB] = await Promise.all([a.done, b.done]);
     expect(runA.exitCode).toBe(-1); // killed, no exit code
     expect(runB.exitCode, runB.stderr).toBe(0);
@@ -97,7 +121,7 @@ describe("faults", () => {
     expect(runB.stderr).toMatch(/taking over: attempt #1 by a/);
     const rows = await runsOf(db);
     expect(rows.map((r) => [r.app, r.how])).toEqual([
-      ["a", "done"], // the orphaned command finished on its own
+      ["a", "sigterm"], // ended by its supervisor when a died, before it could finish
       ["b", "done"],
     ]);
     expectNoOverlap(rows);
@@ -105,12 +129,18 @@ describe("faults", () => {
     expectNoSecret(runB);
   });
 
-  it("leader killed: with --orphan-sessions terminate the taker ends the orphan's sessions instead of waiting for it", async () => {
+  it("leader and its supervisor killed: with --orphan-sessions terminate the taker ends the orphan's sessions instead of waiting for it", async () => {
     const db = await freshDb("sigkill-terminate");
     const a = hold(db, "a", ["--release-id", "k2"], { SLEEP_MS: "60000" });
     await until("a's command to start", async () => ((await runsOf(db)).length > 0 ? true : undefined));
     const b = hold(db, "b", ["--release-id", "k2", "--orphan-sessions", "terminate"], { SLEEP_MS: "200" });
     await waitForStderr(b.process, WAITING);
+    // The exception an orphan now is: the orchestrator and its supervisor both die, and the command
+    // (in a process group of its own) lives on. Stopped first, the orchestrator cannot end it either.
+    const command = (await runsOf(db))[0]!.os_pid;
+    const supervisor = parentOf(command);
+    a.process.kill("SIGSTOP");
+    process.kill(supervisor, "SIGKILL");
     a.process.kill("SIGKILL");
     const runB = await b.done;
     await a.done;
@@ -126,7 +156,7 @@ describe("faults", () => {
     expect(rows.map((r) => r.app)).toEqual(["a", "b"]);
     // The orphan lost its session before it could record an end; kill it (it would sleep on).
     try {
-      process.kill(rows[0]!.os_pid, "SIGKILL");
+      process.kill(command, "SIGKILL");
     } catch {
       // it may have ended on its own when its session went
     }

@@ -8,7 +8,7 @@ import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
 import { ROOT, runCli, scratchDir, startCli, type CliRun } from "../support/cli.js";
-import { waitFor } from "../support/wait.js";
+import { waitFor, waitForOutput } from "../support/wait.js";
 
 const freshDb = useFreshDatabases("ownership");
 const LEDGER_010 = readFileSync(join(ROOT, "test/fixtures/ledger-0.1.0.sql"), "utf8");
@@ -208,13 +208,13 @@ describe("ownership", () => {
         "--",
         "sh",
         "-c",
-        "trap 'echo handled; exit 0' INT; while :; do sleep 0.1; done",
+        "trap 'echo handled; exit 0' INT; echo trapping; while :; do sleep 0.1; done",
       ],
       { env: { DATABASE_URL: db.url, RELEASE_APP_NAME: "s-app" } },
     );
-    await waitFor("the attempt to run", async () =>
-      (await statuses(db).catch(() => [])).some((a) => a.status === "running") ? true : undefined,
-    );
+    // The command handles SIGINT once its trap is set: signal it then, not when its row appears.
+    await waitForOutput(leader.process, "stdout", /trapping/);
+    expect((await statuses(db)).map((a) => a.status)).toEqual(["running"]);
     leader.process.kill("SIGINT");
     const run = await leader.done;
     expect(run.exitCode, run.stderr).toBe(0);

@@ -33,10 +33,16 @@ async function setUp(
   if (!parsed.ok) throw new Error(parsed.errors.join("; "));
   const lines: string[] = [];
   const reporter = createReporter({ write: (text) => lines.push(text), tty: false, color: false });
-  const ctx = createRunContext({ config: parsed.config, env: {}, cwd: process.cwd(), reporter }, "scope", {
-    id: "c1",
-    source: "test",
-  });
+  // No command runs here: the supervisor is never started.
+  const supervisor = { file: process.execPath, args: [] };
+  const ctx = createRunContext(
+    { config: parsed.config, env: {}, cwd: process.cwd(), reporter, supervisor },
+    "scope",
+    {
+      id: "c1",
+      source: "test",
+    },
+  );
   const link = new Link(ctx);
   links.push(link);
   const { ensureLedger } = await import("../../src/db/ledger/schema.js");
@@ -54,7 +60,8 @@ async function attemptRow(db: TestDatabase, id: number) {
 
 async function lockHolders(db: TestDatabase): Promise<number> {
   const [row] = await db.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted",
+    `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
   );
   return row?.n ?? 0;
 }
@@ -76,19 +83,53 @@ describe("the claim's scope", () => {
     expect((await attemptRow(db, seen!.value.id))?.status).toBe("lost");
   });
 
-  it("refuses to record an attempt that was taken over, and gives its lock back", async () => {
+  it("a stalled owner (lease out, lock session alive) is not taken over, renews its lease again and records its outcome", async () => {
+    const db = await freshDb("stalled");
+    const { ctx, link } = await setUp(db);
+    const other = new pg.Client({ connectionString: db.url });
+    await other.connect();
+    try {
+      const recorded = await withClaim(ctx, link, async (claim) => {
+        // Its lease ran out (by the database clock), as when its process was paused; its lock session lives.
+        await db.query(
+          "UPDATE release_orchestrator.attempts SET heartbeat_at = clock_timestamp() - interval '1 hour' WHERE id = $1",
+          [claim.id],
+        );
+        expect(await abandon(other, ctx.ledger, claim.id)).toBe(false);
+        // Its next renewal (by the session that holds the lock) brings the lease back: still its own.
+        await waitFor("the lease renewed again", async () => {
+          const [row] = await db.query<{ fresh: boolean }>(
+            "SELECT heartbeat_at > clock_timestamp() - interval '1 minute' AS fresh FROM release_orchestrator.attempts WHERE id = $1",
+            [claim.id],
+          );
+          return row?.fresh === true ? true : undefined;
+        });
+        expect(claim.lost.aborted).toBe(false);
+        return claim.finish({ status: "succeeded", exitCode: 0, signal: null, outputTail: "" });
+      });
+      expect(recorded?.value).toBe("recorded");
+    } finally {
+      await other.end();
+    }
+  });
+
+  it("refuses to record an attempt that was taken over once its lock session was gone, and gives its lock back", async () => {
     const db = await freshDb("taken-over");
     const { ctx, link } = await setUp(db);
     const other = new pg.Client({ connectionString: db.url });
     await other.connect();
     try {
       const recorded = await withClaim(ctx, link, async (claim) => {
-        // Its lease ran out (by the database clock) and another process took it over.
+        // Its lease ran out and its lock session was ended: another process may take it over.
         await db.query(
           "UPDATE release_orchestrator.attempts SET heartbeat_at = clock_timestamp() - interval '1 hour' WHERE id = $1",
           [claim.id],
         );
-        expect(await abandon(other, ctx.ledger, claim.id)).toBe(true);
+        const row = await attemptRow(db, claim.id);
+        await db.query("SELECT pg_terminate_backend($1)", [row?.lock_backend_pid]);
+        await waitFor("the takeover", async () =>
+          (await abandon(other, ctx.ledger, claim.id)) ? true : undefined,
+        );
         await waitFor("the loss to fire", () => (claim.lost.aborted ? true : undefined));
         return claim.finish({ status: "succeeded", exitCode: 0, signal: null, outputTail: "" });
       });

@@ -25,40 +25,53 @@ export async function waitFor<T>(
 }
 
 /**
- * Resolves when the process has written a line matching `pattern` to stderr (counting from when this
+ * Resolves when the process has written a line matching `pattern` to `stream` (counting from when this
  * was called: call it right after starting the process); rejects if it exits first or after the bound.
  */
-export function waitForStderr(child: ResultPromise, pattern: RegExp, timeoutMs = 30_000): Promise<void> {
+export function waitForOutput(
+  child: ResultPromise,
+  stream: "stdout" | "stderr",
+  pattern: RegExp,
+  timeoutMs = 30_000,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     let seen = "";
     const timer = setTimeout(
-      () => reject(new Error(`no ${String(pattern)} on stderr within ${timeoutMs} ms:\n${seen}`)),
+      () => reject(new Error(`no ${String(pattern)} on ${stream} within ${timeoutMs} ms:\n${seen}`)),
       timeoutMs,
     );
     const onData = (chunk: Buffer | string) => {
       seen += chunk.toString();
       if (pattern.test(seen)) {
         clearTimeout(timer);
-        child.stderr?.off("data", onData);
+        child[stream]?.off("data", onData);
         resolve();
       }
     };
-    child.stderr?.on("data", onData);
+    child[stream]?.on("data", onData);
     child.then(
       () => {
         clearTimeout(timer);
         if (!pattern.test(seen))
-          reject(new Error(`exited before ${String(pattern)} appeared on stderr:\n${seen}`));
+          reject(new Error(`exited before ${String(pattern)} appeared on ${stream}:\n${seen}`));
       },
       () => undefined,
     );
   });
 }
 
+/** waitForOutput on stderr, where the orchestrator's own lines go. */
+export function waitForStderr(child: ResultPromise, pattern: RegExp, timeoutMs = 30_000): Promise<void> {
+  return waitForOutput(child, "stderr", pattern, timeoutMs);
+}
+
 /** What a waiting process prints at once (its progress line): "<role>; waiting for <holder> to finish ...". */
 export const WAITING = /; waiting for /;
 
-/** Until the ledger records a running attempt for the release (its leader wrote the row, then started the command). */
+/**
+ * Until the ledger records a running attempt for the release. Its leader wrote the row and is starting
+ * the command (through its supervisor): a test that needs the command itself at work waits for its output.
+ */
 export function waitForRunningAttempt(
   db: TestDatabase,
   releaseId: string,

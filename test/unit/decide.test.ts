@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import {
   ATTEMPT_STATUSES,
   decide,
+  isStalled,
   planWait,
   POLL_POOLED_MAX_MS,
   takeover,
@@ -16,11 +17,14 @@ import {
 import { FOLLOWER_MODES, ROLES } from "../../src/core/options.js";
 
 const LEASES: Record<string, LeaseView> = {
-  alive: { leftMs: 5000, sessionGone: false, orphans: [] },
-  pooled: { leftMs: 5000, sessionGone: null, orphans: [] },
-  "session gone": { leftMs: 5000, sessionGone: true, orphans: [] },
-  expired: { leftMs: -10, sessionGone: null, orphans: [] },
-  "expired, orphans": { leftMs: 0, sessionGone: true, orphans: [4242] },
+  alive: { leftMs: 5000, renewedMsAgo: 1000, sessionGone: false, orphans: [] },
+  pooled: { leftMs: 5000, renewedMsAgo: 1000, sessionGone: null, orphans: [] },
+  "session gone": { leftMs: 5000, renewedMsAgo: 1000, sessionGone: true, orphans: [] },
+  expired: { leftMs: -10, renewedMsAgo: 30000, sessionGone: null, orphans: [] },
+  "expired, orphans": { leftMs: 0, renewedMsAgo: 30000, sessionGone: true, orphans: [4242] },
+  // Its lease ran out but its lock session lives: a paused or frozen leader.
+  stalled: { leftMs: -10, renewedMsAgo: 30000, sessionGone: false, orphans: [] },
+  "stalled, orphans": { leftMs: -10, renewedMsAgo: 30000, sessionGone: false, orphans: [4242] },
 };
 
 function attempt(id: number, status: AttemptStatus, lease?: LeaseView): AttemptView {
@@ -33,8 +37,11 @@ function attempt(id: number, status: AttemptStatus, lease?: LeaseView): AttemptV
     host: "web.1",
     role: "auto",
     startedAt: "2026-11-21T12:01:07.000Z",
+    heartbeatAt: "2026-11-21T12:01:30.000Z",
     exitCode: status === "succeeded" ? 0 : status === "failed" ? 3 : null,
     lease: status === "running" ? (lease ?? LEASES.alive ?? null) : null,
+    // A lock session exists where the lease says whether it is gone (null: none, a pooler).
+    lockBackendPid: status === "running" && (lease ?? LEASES.alive)?.sessionGone !== null ? 7001 : null,
   };
 }
 
@@ -82,8 +89,8 @@ const skipping = (s: Situation) => s.role === "follower" && s.followerMode === "
 
 describe("decide", () => {
   it("covers the whole space", () => {
-    // 3 roles x 2 modes x 2 versioned x (1 + 6 x 2 + 5 running) ledger states x 6 owners x 2 timeouts x 2 policies
-    expect(all.length).toBe(3 * 2 * 2 * 18 * 6 * 2 * 2);
+    // 3 roles x 2 modes x 2 versioned x (1 + 6 x 2 + 7 running) ledger states x 8 owners x 2 timeouts x 2 policies
+    expect(all.length).toBe(3 * 2 * 2 * 20 * 8 * 2 * 2);
   });
 
   it("a follower in skip mode always skips, whatever the ledger says", () => {
@@ -92,7 +99,7 @@ describe("decide", () => {
 
   it("a follower never claims, takes over or ends sessions", () => {
     for (const s of all.filter((s) => s.role === "follower")) {
-      expect(["claim", "abandon", "end-orphans"]).not.toContain(decide(s).action);
+      expect(["claim", "abandon", "end-orphans", "end-stalled"]).not.toContain(decide(s).action);
     }
   });
 
@@ -113,17 +120,36 @@ describe("decide", () => {
     }
   });
 
-  it("never takes over before the owner's lease has expired by the database clock, nor while its command is connected", () => {
+  it("never takes over before the owner's lease has expired by the database clock, nor while its lock session or its command is connected", () => {
     for (const s of all) {
       const d = decide(s);
       if (d.action === "abandon") {
         expect(d.attempt.lease?.leftMs).toBeLessThanOrEqual(0);
         expect(d.attempt.lease?.orphans).toEqual([]);
+        expect(d.attempt.lease?.sessionGone).not.toBe(false);
       }
       if (d.action === "end-orphans") {
         expect(s.orphanPolicy).toBe("terminate");
         expect(d.attempt.lease?.leftMs).toBeLessThanOrEqual(0);
+        expect(d.attempt.lease?.sessionGone).not.toBe(false);
       }
+      // A stalled owner's lock session is ended only on request (--orphan-sessions terminate).
+      if (d.action === "end-stalled") {
+        expect(s.orphanPolicy).toBe("terminate");
+        expect(d.attempt.lease).toMatchObject({ sessionGone: false });
+        expect(d.attempt.lease?.leftMs).toBeLessThanOrEqual(0);
+        expect(d.pid).toBe(d.attempt.lockBackendPid);
+      }
+    }
+    // A stalled owner (lease out, lock session alive) is waited for by default, never taken over.
+    for (const s of all.filter(
+      (s) => s.role !== "follower" && s.holder !== undefined && isStalled(s.holder) && !s.timedOut,
+    )) {
+      if (s.versioned && s.latest?.status === "succeeded") continue;
+      if (waitedOn(s) && s.latest?.status === "failed" && s.role === "auto") continue;
+      expect(decide(s)).toMatchObject(
+        s.orphanPolicy === "terminate" ? { action: "end-stalled" } : { action: "wait", until: "stalled" },
+      );
     }
     // A lost session alone (lease left) makes leader and auto wait for the lease, not take over.
     for (const s of all.filter(
@@ -194,10 +220,14 @@ describe("decide", () => {
         s.role === "follower" && s.followerMode === "wait" && s.versioned && s.latest?.status === "running",
     )) {
       const lease = s.latest?.lease;
-      const gone = lease != null && (lease.leftMs <= 0 || lease.sessionGone === true);
+      // Gone: its lock session ended, or, without one (a pooler), its lease ran out. A stalled one is waited for.
+      const gone =
+        lease != null && (lease.sessionGone === true || (lease.leftMs <= 0 && lease.sessionGone === null));
+      const stalled = lease != null && lease.leftMs <= 0 && lease.sessionGone === false;
       const d = decide(s);
       if (gone) expect(d).toMatchObject({ action: "fail", reason: "abandoned" });
-      else expect(d).toMatchObject({ action: s.timedOut ? "timeout" : "wait", on: s.latest });
+      else if (s.timedOut) expect(d).toMatchObject({ action: "timeout", on: s.latest });
+      else expect(d).toMatchObject({ action: "wait", on: s.latest, until: stalled ? "stalled" : "outcome" });
     }
   });
 
@@ -205,7 +235,7 @@ describe("decide", () => {
     for (const s of all.filter((s) => !s.versioned && s.role !== "follower")) {
       const d = decide(s);
       if (s.holder === undefined) expect(d.action).toBe("claim");
-      else expect(["wait", "timeout", "abandon", "end-orphans"]).toContain(d.action);
+      else expect(["wait", "timeout", "abandon", "end-orphans", "end-stalled"]).toContain(d.action);
     }
   });
 
@@ -252,11 +282,15 @@ describe("decide", () => {
 });
 
 describe("takeover", () => {
-  it("waits out the lease, then the command's sessions (or ends them on request), then abandons", () => {
+  it("waits out the lease, then a stalled leader's lock session, then the command's sessions (or ends them on request), then abandons", () => {
     for (const [name, lease] of Object.entries(LEASES)) {
       for (const policy of ["wait", "terminate"] as const) {
         const step = takeover(attempt(3, "running", lease), policy);
         if (lease.leftMs > 0) expect(step, name).toEqual({ step: "wait-lease", leftMs: lease.leftMs });
+        else if (lease.sessionGone === false)
+          expect(step, name).toEqual(
+            policy === "terminate" ? { step: "end-stalled", pid: 7001 } : { step: "wait-stalled" },
+          );
         else if (lease.orphans.length > 0)
           expect(step, name).toEqual({
             step: policy === "terminate" ? "end-orphans" : "wait-orphans",

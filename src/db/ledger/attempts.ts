@@ -40,6 +40,7 @@ export function attemptJson(
     'lease', CASE WHEN ${running} THEN json_build_object(
       'endsAt', ${utc(leaseEnd(a))},
       'leftMs', ${millisBetween("clock_timestamp()", leaseEnd(a), "bigint")},
+      'renewedMsAgo', ${millisBetween(`${a}.heartbeat_at`, "clock_timestamp()", "bigint")},
       'sessionGone', CASE WHEN ${a}.lock_backend_pid IS NULL THEN NULL
                           ELSE NOT ${holdsAdvisoryLock(`${a}.lock_backend_pid`, lock.namespace, lock.key)} END,
       'orphans', CASE WHEN ${leaseEnd(a)} > clock_timestamp() THEN '[]'::json ELSE (${orphanPids(a)}) END) END,
@@ -196,9 +197,11 @@ export async function attachLock(client: pg.Client, ledger: Ledger, attemptId: n
 }
 
 /**
- * Renews the lease, fenced by the attempt id: only a running attempt whose lease has not expired is
- * renewed (an expired lease may already be taken over). Also says whether the lock session holds,
- * and records what blocks the command's sessions, if anything.
+ * Renews the lease, fenced by the attempt id: only a running attempt is renewed, and only while its
+ * lease has not expired, or by the session that holds its advisory lock (a stalled leader that resumed:
+ * nobody may take over while that session lives, so its lease is still its own). An expired lease of a
+ * leader without a lock session may already be taken over: it is never renewed. Also says whether the
+ * lock session holds, and records what blocks the command's sessions, if anything.
  */
 export async function renew(
   client: pg.Client,
@@ -210,7 +213,9 @@ export async function renew(
     // A renewal that does not answer in time counts as failed (pg's client-side query_timeout).
     ...(timeoutMs === undefined ? {} : { query_timeout: timeoutMs }),
     text: `UPDATE ${ledger.table("attempts")} a SET heartbeat_at = clock_timestamp(), blocked = (${blockedSql("a")})
-      WHERE a.id = $1 AND a.status = 'running' AND ${leaseEnd("a")} > clock_timestamp()
+      WHERE a.id = $1 AND a.status = 'running'
+        AND (${leaseEnd("a")} > clock_timestamp()
+             OR (a.lock_backend_pid = pg_backend_pid() AND ${holdsAdvisoryLock("pg_backend_pid()", "$2", "$3")}))
       RETURNING a.lock_backend_pid IS NULL
              OR (a.lock_backend_pid = pg_backend_pid() AND ${holdsAdvisoryLock("pg_backend_pid()", "$2", "$3")}) AS lock_held,
              a.blocked`,
@@ -242,8 +247,9 @@ export async function finish(
 }
 
 /**
- * Takes over a stale attempt: marks it abandoned only if its lease has expired by the database clock
- * and none of its command's sessions is connected, in one statement. False when it was not stale.
+ * Takes over a stale attempt: marks it abandoned only if, by the database clock and in one statement,
+ * its lease has expired, its lock session (if it had one) no longer holds the lock, and none of its
+ * command's sessions is connected. False when it was not stale.
  */
 export async function abandon(client: pg.Client, ledger: Ledger, attemptId: number): Promise<boolean> {
   const result = await client.query(
@@ -252,10 +258,11 @@ export async function abandon(client: pg.Client, ledger: Ledger, attemptId: numb
           SET status = 'abandoned', finished_at = clock_timestamp(),
               duration_ms = ${millisBetween("a.started_at", "clock_timestamp()")}
         WHERE a.id = $1 AND a.status = 'running' AND ${leaseEnd("a")} <= clock_timestamp()
+          AND (a.lock_backend_pid IS NULL OR NOT ${holdsAdvisoryLock("a.lock_backend_pid", "$3", "$4")})
           AND json_array_length((${orphanPids("a")})) = 0
         RETURNING a.id, a.status, a.task, a.release_id)
      SELECT ${notifyAttempt("$2", "finished", "abandoned")} FROM abandoned`,
-    [attemptId, ledger.channel],
+    [attemptId, ledger.channel, ledger.key.namespace, ledger.key.key],
   );
   return result.rowCount === 1;
 }

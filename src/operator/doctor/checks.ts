@@ -4,7 +4,7 @@
 import { parseDatabaseUrl } from "../../core/config.js";
 import { formatDuration } from "../../core/duration.js";
 import { deriveLockKey } from "../../core/lock-key.js";
-import { leaseFor } from "../../core/ownership.js";
+import { describeStalled, leaseFor } from "../../core/ownership.js";
 import { isDistinctive, passwordOf, WEAK_PASSWORD } from "../../core/secrets.js";
 import { describeTarget } from "../../db/connect.js";
 import { LEDGER_VERSION } from "../../db/ledger/create.js";
@@ -213,8 +213,8 @@ const session = serverCheck("session", (server, { config }) => [
     : finding(
         "session",
         "pass",
-        `The connection goes through a pooler, proxy or NAT (the server does not see this connection as its client): the ledger's lease alone decides ownership, which is safe; waiters poll (an outcome is seen within 1 s) and a dead leader is taken over when its lease ends (${formatDuration(leaseFor(config.killGraceMs))} after its last renewal).`,
-        "For instant wake-up, set RELEASE_DATABASE_URL to the direct database URL (the command keeps DATABASE_URL).",
+        `The connection goes through a pooler, proxy or NAT (the server does not see this connection as its client): the ledger's lease alone decides ownership, which is safe; waiters poll (an outcome is seen within 1 s) and a dead leader is taken over when its lease ends (${formatDuration(leaseFor(config.killGraceMs))} after its last renewal). With no session to watch, a leader that stops answering without dying (paused) has its command stopped by its supervisor before its lease ends; only a pause of the whole host longer than the lease leaves a moment where its command runs beside the next leader's.`,
+        "Set RELEASE_DATABASE_URL to the direct database URL (the command keeps DATABASE_URL): waiters wake at once, and a paused leader's lock session keeps anyone from taking over while it lives.",
       ),
 ]);
 
@@ -246,6 +246,18 @@ function lockKeyText(lockName: string): string {
   return `${key.namespace}, ${key.key}`;
 }
 
+/** A stalled leader (lease out, lock session alive) is waited for, never taken over: say so, and the way out. */
+const stalled = serverCheck("stalled leader", (server) =>
+  server.stalled.map((a) =>
+    finding(
+      "stalled leader",
+      "warn",
+      `Attempt #${a.id} by ${a.app} (pid ${a.pid} on ${a.host}) of ${a.task} for ${a.releaseId ?? "(unversioned)"}: ${describeStalled(a.lockBackendPid, a.lease?.renewedMsAgo ?? 0)}`,
+      "Resume or stop that process (it may be paused in a debugger, or frozen); or end its lock session to let a waiter take over.",
+    ),
+  ),
+);
+
 /** Every check, in the order of the report. */
 export const CHECKS: readonly Check[] = [
   role,
@@ -258,6 +270,7 @@ export const CHECKS: readonly Check[] = [
   primary,
   session,
   lock,
+  stalled,
 ];
 
 export function runChecks(probe: Probe, checks: readonly Check[] = CHECKS): Finding[] {

@@ -8,8 +8,10 @@ import { ReleaseError } from "../../core/errors.js";
 import { deriveLockKey } from "../../core/lock-key.js";
 import type { ReleaseId } from "../../core/release-id.js";
 import { applicationName, connect, connectionSettings } from "../../db/connect.js";
-import { readLeakedLocks } from "../../db/ledger/reads.js";
-import { readPresence, type LedgerPresence } from "../../db/ledger/schema.js";
+import { isStalled } from "../../core/decide.js";
+import type { Attempt } from "../../core/records.js";
+import { readAttempts, readLeakedLocks } from "../../db/ledger/reads.js";
+import { isReadable, readPresence, type LedgerPresence } from "../../db/ledger/schema.js";
 import { ledgerOf } from "../../db/ledger/sql.js";
 import { provesOwnSession, readLockHolder, type LockHolder } from "../../db/session.js";
 import { resolveReleaseId } from "../../load/release-id.js";
@@ -28,6 +30,8 @@ export interface ServerProbe {
   leaked: LockHolder[];
   /** Who holds the lock now, if anyone. */
   holder: LockHolder | undefined;
+  /** Running attempts whose leader is stalled: lease out, lock session alive (paused or frozen). */
+  stalled: Attempt[];
 }
 
 export interface Probe {
@@ -73,14 +77,21 @@ async function readServer(client: pg.Client, config: Config): Promise<ServerProb
   if (info === undefined) throw new Error("the server did not answer its version");
   const key = deriveLockKey(config.lockName);
   const ledger = ledgerOf(config.schema, key);
+  const presence = await readPresence(client, ledger);
+  const running = isReadable(presence)
+    ? (await readAttempts(client, ledger, { limit: 100, includeOutput: false })).filter(
+        (a) => a.status === "running",
+      )
+    : [];
   return {
     version: info.version,
     versionNum: info.num,
     user: info.user,
     ssl: info.ssl,
-    ledger: await readPresence(client, ledger),
+    ledger: presence,
     proven: await provesOwnSession(client),
     leaked: await readLeakedLocks(client, ledger),
     holder: await readLockHolder(client, key),
+    stalled: running.filter((a) => isStalled(a)),
   };
 }
