@@ -66,15 +66,14 @@ export async function supervise(): Promise<number> {
     if (!control.destroyed) control.write(`${JSON.stringify(message)}\n`);
   };
   // Every message is kept from the first byte: a signal may come while the command is being started.
-  const inbox: ToSupervisor[] = [];
-  let deliver: ((message: ToSupervisor) => void) | undefined;
+  const inbox: { held: ToSupervisor[]; deliver?: (message: ToSupervisor) => void } = { held: [] };
   let first: (message: ToSupervisor | undefined) => void = () => {};
   const started = new Promise<ToSupervisor | undefined>((resolve) => (first = resolve));
   createInterface({ input: control }).on("line", (line) => {
     const message = JSON.parse(line) as ToSupervisor;
     if (message.type === "start") first(message);
-    else if (deliver !== undefined) deliver(message);
-    else inbox.push(message);
+    else if (inbox.deliver !== undefined) inbox.deliver(message);
+    else inbox.held.push(message);
   });
   let orphaned = false;
   control.once("close", () => {
@@ -86,8 +85,8 @@ export async function supervise(): Promise<number> {
   const group = await startGroup(start, say);
   const onOrphaned = () =>
     group.stop("SIGTERM", ORPHAN_GRACE_MS, { cause: "orphaned", message: "the orchestrator is gone" });
-  deliver = (message) => group.handle(message);
-  for (const message of inbox.splice(0)) group.handle(message);
+  inbox.deliver = (message) => group.handle(message);
+  for (const message of inbox.held.splice(0)) group.handle(message);
   // The orchestrator is gone (it died, or was killed): end the command now.
   if (orphaned) onOrphaned();
   else control.once("close", onOrphaned);
