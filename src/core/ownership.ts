@@ -18,6 +18,13 @@ export function leaseFor(killGraceMs: number): number {
   return 2 * RENEW_EVERY_MS + RENEW_TIMEOUT_MS + killGraceMs + LEASE_MARGIN_MS;
 }
 
+/**
+ * How long after the leader's own stop time its command's supervisor stops the command when the leader
+ * cannot (paused): a leader that answers always acts first, and the command is still gone
+ * LEASE_MARGIN_MS - SUPERVISOR_LATE_MS before anyone may take over.
+ */
+export const SUPERVISOR_LATE_MS = 1000;
+
 /** When a leader that has not renewed since `lastRenewedMs` must stop its command (Date.now() scale). */
 export function stopBy(lastRenewedMs: number, leaseMs: number, killGraceMs: number): number {
   return lastRenewedMs + leaseMs - killGraceMs - LEASE_MARGIN_MS;
@@ -32,7 +39,9 @@ export type Observation =
   /** The connection to renew on is not the one that holds the lock (it was reopened). */
   | { kind: "session-changed" }
   /** The lock session reported an error or closed (its client's events). */
-  | { kind: "lock-session-ended"; message: string | undefined };
+  | { kind: "lock-session-ended"; message: string | undefined }
+  /** The stop time came (a timer) with no renewal since. */
+  | { kind: "stop-time" };
 
 export interface OwnershipState {
   /** Whether this leader holds the advisory lock on a proven session: losing that session loses ownership. */
@@ -50,9 +59,10 @@ const lockSessionFailed = (message: string | undefined) =>
 
 /**
  * The loss rule. Where the lock is held, its session is the proof: any failure of it loses ownership at
- * once (its backend may be gone and its lock free). Without a lock, a failed renewal is retried until
- * the stop time; a lease that is no longer ours (expired, or taken over) is lost at once, as is a lock
- * that our session no longer holds.
+ * once (its backend may be gone and its lock free), and the stop time alone does not (a paused leader
+ * whose session lives is stalled, not gone: it renews again when it resumes). Without a lock, a failed
+ * renewal is retried until the stop time, which is lost at once; a lease that is no longer ours
+ * (expired, or taken over) is lost at once, as is a lock that our session no longer holds.
  */
 export function judge(state: OwnershipState, seen: Observation): Verdict {
   const late = () => `could not renew the lease for ${formatDuration(state.nowMs - state.lastRenewedMs)}`;
@@ -66,6 +76,9 @@ export function judge(state: OwnershipState, seen: Observation): Verdict {
       return state.nowMs >= state.stopByMs
         ? { lost: true, reason: `${late()} (${seen.message})` }
         : { lost: false, renewed: false };
+    case "stop-time":
+      // With a lock session, nobody may take over while it lives: its failures decide, not the clock.
+      return state.holdsLock ? { lost: false, renewed: false } : keep(state, late);
     case "renewed":
       if (!seen.owned) return { lost: true, reason: "its lease expired or was taken over" };
       if (!seen.lockHeld) return { lost: true, reason: "this session no longer holds the advisory lock" };

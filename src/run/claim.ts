@@ -133,6 +133,14 @@ function keepRenewed(
     if (verdict.lost && !lost.signal.aborted) lost.abort(verdict.reason);
     return verdict;
   };
+  // The stop time is kept by a timer too: a renewal that hangs must not make this process stop late.
+  let stopTimer: NodeJS.Timeout | undefined;
+  const armStopTimer = () => {
+    clearTimeout(stopTimer);
+    const inMs = stopBy(lastRenewedMs, leaseMs, ctx.config.killGraceMs) - Date.now();
+    stopTimer = setTimeout(() => see({ kind: "stop-time" }), Math.max(0, inMs)).unref();
+  };
+  armStopTimer();
   const onError = (error: Error) => see({ kind: "lock-session-ended", message: error.message });
   const onEnd = () => see({ kind: "lock-session-ended", message: undefined });
   if (lock.held) lock.client.on("error", onError).on("end", onEnd);
@@ -151,12 +159,14 @@ function keepRenewed(
       const verdict = see(seen);
       if (!verdict.lost && verdict.renewed) {
         lastRenewedMs = sent;
+        armStopTimer();
         for (const listener of listeners) listener(stopBy(lastRenewedMs, leaseMs, ctx.config.killGraceMs));
       }
       if (seen.kind === "renewed") blocking.seen(seen.blocked ?? null);
       else if (seen.kind === "renewal-failed" && !lock.held)
         ctx.reporter.debug(`lease renewal failed (${seen.message}); retrying`);
     }
+    clearTimeout(stopTimer);
     lock.client.off("error", onError).off("end", onEnd);
   })();
   return {

@@ -4,6 +4,7 @@
 import { leadEnding, statusOf, type CommandEnd, type LeadEnding } from "../core/endings.js";
 import { attemptFinished, type NotifyEvent } from "../core/notification.js";
 import type { Config } from "../core/config.js";
+import { SUPERVISOR_LATE_MS } from "../core/ownership.js";
 import { sslFromMode } from "../db/connect.js";
 import { attemptApplicationName } from "../db/ledger/sql.js";
 import type { Claim } from "./claim.js";

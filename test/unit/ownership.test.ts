@@ -30,6 +30,7 @@ const OBSERVATIONS: Record<string, Observation> = {
   "session changed": { kind: "session-changed" },
   "lock session error": { kind: "lock-session-ended", message: "Connection terminated unexpectedly" },
   "lock session closed": { kind: "lock-session-ended", message: undefined },
+  "stop time": { kind: "stop-time" },
 };
 
 describe("the loss rule", () => {
@@ -59,6 +60,9 @@ describe("the loss rule", () => {
     table.push(["lock session error", false, late, late ? /^could not renew/ : false]);
     table.push(["lock session closed", true, late, /^the lock session closed$/]);
     table.push(["lock session closed", false, late, late ? /^could not renew/ : false]);
+    // With a lock session the clock alone loses nothing (a paused leader is stalled); without one it does.
+    table.push(["stop time", true, late, false]);
+    table.push(["stop time", false, late, late ? /^could not renew the lease for 9 s$/ : false]);
   }
 
   it.each(table)("%s (lock held: %s, past the stop time: %s)", (name, lock, late, lost) => {
@@ -74,7 +78,13 @@ describe("the loss rule", () => {
 
   it("covers every kind of observation", () => {
     const kinds = new Set(Object.values(OBSERVATIONS).map((o) => o.kind));
-    expect([...kinds].sort()).toEqual(["lock-session-ended", "renewal-failed", "renewed", "session-changed"]);
+    expect([...kinds].sort()).toEqual([
+      "lock-session-ended",
+      "renewal-failed",
+      "renewed",
+      "session-changed",
+      "stop-time",
+    ]);
   });
 
   it("stops the command the kill grace and a margin before the lease can end", () => {
