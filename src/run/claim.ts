@@ -108,81 +108,96 @@ function keepRenewed(
   id: number,
   leaseMs: number,
   lock: { client: pg.Client; held: boolean },
-): {
-  lost: AbortSignal;
-  readonly lockSessionFailed: boolean;
-  onStopBy(listener: (stopByMs: number) => void): void;
-  stop(): Promise<void>;
-} {
-  const lost = new AbortController();
-  const listeners: ((stopByMs: number) => void)[] = [];
-  let lockSessionFailed = false;
-  const stopped = new AbortController();
-  const blocking = new BlockReport(ctx, id);
-  let lastRenewedMs = Date.now(); // the claim took the lease just before
-  const see = (seen: Observation) => {
-    const nowMs = Date.now();
+): Renewals {
+  return new Renewals(ctx, link, id, leaseMs, lock);
+}
+
+class Renewals {
+  private readonly lostController = new AbortController();
+  private readonly stopped = new AbortController();
+  private readonly listeners: ((stopByMs: number) => void)[] = [];
+  private readonly blocking: BlockReport;
+  private lastRenewedMs = Date.now(); // the claim took the lease just before
+  private stopTimer: NodeJS.Timeout | undefined;
+  private readonly loop: Promise<void>;
+  /** The lock session failed (or was replaced): the lock goes with it, nothing to release. */
+  lockSessionFailed = false;
+  private readonly onError = (error: Error) =>
+    this.see({ kind: "lock-session-ended", message: error.message });
+  private readonly onEnd = () => this.see({ kind: "lock-session-ended", message: undefined });
+
+  constructor(
+    private readonly ctx: RunContext,
+    private readonly link: Link,
+    private readonly id: number,
+    private readonly leaseMs: number,
+    private readonly lock: { client: pg.Client; held: boolean },
+  ) {
+    this.blocking = new BlockReport(ctx, id);
+    this.armStopTimer();
+    if (lock.held) lock.client.on("error", this.onError).on("end", this.onEnd);
+    this.loop = this.run();
+  }
+
+  get lost(): AbortSignal {
+    return this.lostController.signal;
+  }
+
+  onStopBy(listener: (stopByMs: number) => void): void {
+    this.listeners.push(listener);
+    listener(this.stopByMs());
+  }
+
+  async stop(): Promise<void> {
+    this.stopped.abort();
+    await this.loop;
+  }
+
+  private stopByMs(): number {
+    return stopBy(this.lastRenewedMs, this.leaseMs, this.ctx.config.killGraceMs);
+  }
+
+  /** Feeds an observation to the loss rule, and acts on its verdict. */
+  private see(seen: Observation) {
     const state = {
-      holdsLock: lock.held,
-      lastRenewedMs,
-      nowMs,
-      stopByMs: stopBy(lastRenewedMs, leaseMs, ctx.config.killGraceMs),
+      holdsLock: this.lock.held,
+      lastRenewedMs: this.lastRenewedMs,
+      nowMs: Date.now(),
+      stopByMs: this.stopByMs(),
     };
     const verdict = judge(state, seen);
-    if (lock.held && seen.kind !== "renewed") lockSessionFailed = true;
-    if (verdict.lost && !lost.signal.aborted) lost.abort(verdict.reason);
+    if (this.lock.held && seen.kind !== "renewed" && seen.kind !== "stop-time") this.lockSessionFailed = true;
+    if (verdict.lost && !this.lost.aborted) this.lostController.abort(verdict.reason);
     return verdict;
-  };
-  // The stop time is kept by a timer too: a renewal that hangs must not make this process stop late.
-  let stopTimer: NodeJS.Timeout | undefined;
-  const armStopTimer = () => {
-    clearTimeout(stopTimer);
-    const inMs = stopBy(lastRenewedMs, leaseMs, ctx.config.killGraceMs) - Date.now();
-    stopTimer = setTimeout(() => see({ kind: "stop-time" }), Math.max(0, inMs)).unref();
-  };
-  armStopTimer();
-  const onError = (error: Error) => see({ kind: "lock-session-ended", message: error.message });
-  const onEnd = () => see({ kind: "lock-session-ended", message: undefined });
-  if (lock.held) lock.client.on("error", onError).on("end", onEnd);
-  const loop = (async () => {
-    while (!stopped.signal.aborted && !lost.signal.aborted) {
-      await sleep(RENEW_EVERY_MS, undefined, { signal: stopped.signal, ref: false }).catch(() => {});
-      if (stopped.signal.aborted || lost.signal.aborted) break;
+  }
+
+  /** The stop time is kept by a timer too: a renewal that hangs must not make this process stop late. */
+  private armStopTimer(): void {
+    clearTimeout(this.stopTimer);
+    const inMs = Math.max(0, this.stopByMs() - Date.now());
+    this.stopTimer = setTimeout(() => this.see({ kind: "stop-time" }), inMs).unref();
+  }
+
+  private async run(): Promise<void> {
+    const { ctx, lock } = this;
+    while (!this.stopped.signal.aborted && !this.lost.aborted) {
+      await sleep(RENEW_EVERY_MS, undefined, { signal: this.stopped.signal, ref: false }).catch(() => {});
+      if (this.stopped.signal.aborted || this.lost.aborted) break;
       const sent = Date.now();
-      const seen = await renewOnce(
-        ctx,
-        link,
-        id,
-        lock,
-        stopBy(lastRenewedMs, leaseMs, ctx.config.killGraceMs),
-      );
-      const verdict = see(seen);
+      const seen = await renewOnce(ctx, this.link, this.id, lock, this.stopByMs());
+      const verdict = this.see(seen);
       if (!verdict.lost && verdict.renewed) {
-        lastRenewedMs = sent;
-        armStopTimer();
-        for (const listener of listeners) listener(stopBy(lastRenewedMs, leaseMs, ctx.config.killGraceMs));
+        this.lastRenewedMs = sent;
+        this.armStopTimer();
+        for (const listener of this.listeners) listener(this.stopByMs());
       }
-      if (seen.kind === "renewed") blocking.seen(seen.blocked ?? null);
+      if (seen.kind === "renewed") this.blocking.seen(seen.blocked ?? null);
       else if (seen.kind === "renewal-failed" && !lock.held)
         ctx.reporter.debug(`lease renewal failed (${seen.message}); retrying`);
     }
-    clearTimeout(stopTimer);
-    lock.client.off("error", onError).off("end", onEnd);
-  })();
-  return {
-    lost: lost.signal,
-    get lockSessionFailed() {
-      return lockSessionFailed;
-    },
-    onStopBy(listener) {
-      listeners.push(listener);
-      listener(stopBy(lastRenewedMs, leaseMs, ctx.config.killGraceMs));
-    },
-    async stop() {
-      stopped.abort();
-      await loop;
-    },
-  };
+    clearTimeout(this.stopTimer);
+    lock.client.off("error", this.onError).off("end", this.onEnd);
+  }
 }
 
 /** One renewal, as an observation for the loss rule; a connection that fails is dropped and reopened next time. */

@@ -78,7 +78,9 @@ async function runCommand(
   // Without a lock session, the lease alone proves ownership: if this process stops answering (paused),
   // the supervisor stops the command at the stop time, as this process would.
   if (!claim.lockHeld)
-    claim.onStopBy((stopByMs) => started.deadline(stopByMs - Date.now(), config.killGraceMs));
+    claim.onStopBy((stopByMs) =>
+      started.deadline(stopByMs + SUPERVISOR_LATE_MS - Date.now(), config.killGraceMs),
+    );
   return supervise(ctx, claim, started);
 }
 

@@ -40,7 +40,7 @@ export function attemptJson(
     'lease', CASE WHEN ${running} THEN json_build_object(
       'endsAt', ${utc(leaseEnd(a))},
       'leftMs', ${millisBetween("clock_timestamp()", leaseEnd(a), "bigint")},
-      'renewedMsAgo', ${millisBetween(`${a}.heartbeat_at`, "clock_timestamp()", "bigint")},
+      'renewedMsAgo', greatest(0, ${millisBetween(`${a}.heartbeat_at`, "clock_timestamp()", "bigint")}),
       'sessionGone', CASE WHEN ${a}.lock_backend_pid IS NULL THEN NULL
                           ELSE NOT ${holdsAdvisoryLock(`${a}.lock_backend_pid`, lock.namespace, lock.key)} END,
       'orphans', CASE WHEN ${leaseEnd(a)} > clock_timestamp() THEN '[]'::json ELSE (${orphanPids(a)}) END) END,
