@@ -3,7 +3,18 @@
 
 // zod/mini: the same validation as zod, a quarter of its size in the bundle (start-up time matters here).
 import * as z from "zod/mini";
-import { parseDuration } from "./duration.js";
+import {
+  IDENTIFIER,
+  LOCK_NAME,
+  NAME,
+  booleanText,
+  choice,
+  cleanFreeText,
+  duration,
+  pathList,
+  pattern,
+  safeProtocol,
+} from "./option-values.js";
 import { RELEASE_ID_PATTERN, RELEASE_ID_RULE } from "./release-id.js";
 
 export const ROLES = ["auto", "leader", "follower"] as const;
@@ -12,88 +23,6 @@ export const FOLLOWER_MODES = ["wait", "skip"] as const;
 export type FollowerMode = (typeof FOLLOWER_MODES)[number];
 export const ORPHAN_POLICIES = ["wait", "terminate"] as const;
 export type OrphanPolicy = (typeof ORPHAN_POLICIES)[number];
-
-const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
-const LOCK_NAME = /^[A-Za-z0-9._:/@+-]{1,200}$/;
-const NAME = /^[A-Za-z0-9._:/@+-]{1,100}$/;
-
-/**
- * Free text shown to people and recorded in the ledger (an app name: `Acme Store`, `boutique-été`):
- * control and bidirectional-override characters removed, runs of white space made one space, at most
- * 100 characters. Never refused: APP_NAME is set by other tools for their own reasons.
- */
-export function cleanFreeText(text: string, max = 100): string | undefined {
-  const cleaned = text
-    .replace(/[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+/gu, " ")
-    .replace(/\s+/gu, " ")
-    .trim();
-  const cut = [...cleaned].slice(0, max).join("").trimEnd();
-  return cut === "" ? undefined : cut;
-}
-
-/** A parser from text that reports `message(text)` as its one issue when `parse` returns undefined. */
-const fromText = <T>(parse: (text: string) => T | undefined, message: (text: string) => string) =>
-  z.pipe(
-    z.string(),
-    z.transform((text: string, ctx) => {
-      const value = parse(text);
-      if (value === undefined) {
-        ctx.issues.push({ code: "custom", message: message(text), input: text });
-        return z.NEVER;
-      }
-      return value;
-    }),
-  );
-
-const duration = (what: string) =>
-  fromText(parseDuration, (text) =>
-    text.trim().startsWith("-")
-      ? `${what} "${text}" is negative; write a duration of zero or more, like 90s, 45m, 1h30m or 500ms`
-      : `${what} "${text}" is not a duration; write it like 90s, 45m, 1h30m or 500ms`,
-  );
-
-const choice = <T extends string>(what: string, values: readonly T[]) =>
-  fromText(
-    (text) => {
-      const value = text.trim().toLowerCase();
-      return (values as readonly string[]).includes(value) ? (value as T) : undefined;
-    },
-    (text) => `${what} "${text}" is not one of ${values.join(", ")}`,
-  );
-
-const booleanText = (what: string) =>
-  z.pipe(
-    z.union([z.boolean(), z.string()]),
-    z.transform((value: boolean | string, ctx) => {
-      if (typeof value === "boolean") return value;
-      const text = value.trim().toLowerCase();
-      if (["true", "1", "yes", "on"].includes(text)) return true;
-      if (["false", "0", "no", "off", ""].includes(text)) return false;
-      ctx.issues.push({ code: "custom", message: `${what} "${value}" is not true or false`, input: value });
-      return z.NEVER;
-    }),
-  );
-
-const pattern = (what: string, re: RegExp, rule: string) =>
-  z.string().check(z.refine((text: string) => re.test(text), { message: `${what} must be ${rule}` }));
-
-/** A URL's protocol, or "" when it is not a URL; never echoes the text (it may hold a token). */
-function safeProtocol(text: string): string {
-  try {
-    return new URL(text).protocol;
-  } catch {
-    return "";
-  }
-}
-
-const pathList = z.pipe(
-  z.union([z.array(z.string()), z.string()]),
-  z.transform((value: string[] | string) =>
-    (Array.isArray(value) ? value : [value])
-      .flatMap((item) => item.split(/[,\s]+/))
-      .filter((item) => item !== ""),
-  ),
-);
 
 export interface OptionSpec {
   /** Key in the parsed config. */
