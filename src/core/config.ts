@@ -37,6 +37,10 @@ export interface Config {
   sslMode: string | undefined;
   killGraceMs: number;
   orphanSessions: OrphanPolicy;
+  /** The lock-queue guard: how long a queued-behind lock wait may last (null: off), how many tries, the first retry wait. */
+  lockWaitMs: number | null;
+  lockTries: number;
+  lockRetryWaitMs: number;
   command: Command | undefined;
   json: boolean;
   quiet: boolean;
@@ -302,6 +306,9 @@ export function parseConfig(input: ConfigInput): ConfigResult {
     sslMode: lookupEnv("PGSSLMODE", input)?.value as string | undefined,
     killGraceMs: values.killGrace as number,
     orphanSessions: values.orphanSessions as OrphanPolicy,
+    lockWaitMs: values.lockWait as number | null,
+    lockTries: Number(values.lockRetries),
+    lockRetryWaitMs: values.lockRetryWait as number,
     command,
     limit: Number(values.limit),
     release: values.release as string | undefined,

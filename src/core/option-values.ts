@@ -85,3 +85,10 @@ export const pathList = z.pipe(
       .filter((item) => item !== ""),
   ),
 );
+
+/** A duration, or "off" (null): for a safeguard that can be turned off. */
+export const durationOrOff = (what: string) =>
+  fromText(
+    (text) => (["off", "none", "0"].includes(text.trim().toLowerCase()) ? null : parseDuration(text)),
+    (text) => `${what} "${text}" is not a duration or off; write it like 3s, 500ms or off`,
+  );

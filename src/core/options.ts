@@ -11,6 +11,7 @@ import {
   choice,
   cleanFreeText,
   duration,
+  durationOrOff,
   pathList,
   pattern,
   safeProtocol,
@@ -187,6 +188,39 @@ export const OPTIONS = [
     description:
       "After forwarding SIGTERM to the command (signal, lost lock), how long before SIGKILL; fits inside Heroku's 30 s shutdown.",
     schema: duration("kill grace"),
+  },
+  {
+    key: "lockWait",
+    flag: "lock-wait",
+    env: ["RELEASE_LOCK_WAIT"],
+    type: "string",
+    default: "3s",
+    description:
+      "The lock-queue guard: when a statement of the command has waited this long for a table lock while the app's queries queue behind it, cancel it (the app goes on) and run the command again, up to --lock-retries tries; off turns the guard off.",
+    schema: durationOrOff("lock wait"),
+    commands: ["run"],
+  },
+  {
+    key: "lockRetries",
+    flag: "lock-retries",
+    env: ["RELEASE_LOCK_RETRIES"],
+    type: "string",
+    default: "5",
+    description:
+      "How many tries the command gets when the lock-queue guard cancels it (1: no retry); the tries never go past --wait-timeout, and when they run out the leader exits 75.",
+    schema: pattern("lock retries", /^([1-9]|[1-9]\d)$/, "a whole number from 1 to 99"),
+    commands: ["run"],
+  },
+  {
+    key: "lockRetryWait",
+    flag: "lock-retry-wait",
+    env: ["RELEASE_LOCK_RETRY_WAIT"],
+    type: "string",
+    default: "5s",
+    description:
+      "How long the leader waits, keeping its lease, before the second try after a cancel; doubled before each later try (5 s, 10 s, 20 s …), with ±20 % jitter.",
+    schema: duration("lock retry wait"),
+    commands: ["run"],
   },
   {
     key: "orphanSessions",

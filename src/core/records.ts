@@ -2,6 +2,7 @@
 // in camelCase, see db/ledger/attempts.ts and db/ledger/waiters.ts): every reader shares these.
 
 import type { Blocked } from "./blocking.js";
+import type { LockTry } from "./lock-guard.js";
 
 /** How an attempt stands: running, or how it ended; `duplicate` marks extra successes recorded by 0.1.0. */
 export const ATTEMPT_STATUSES = [
@@ -70,6 +71,8 @@ export interface Attempt {
   outputTail: string | null;
   /** The backend holding the advisory lock for this attempt, when its leader's session was proven its own. */
   lockBackendPid: number | null;
+  /** The tries the lock-queue guard cancelled, oldest first (empty when none was). */
+  tries: LockTry[];
   /** Running attempts only. */
   lease: Lease | null;
   /** Running attempts only: what one of its command's sessions has waited on, seen at the last renewal. */

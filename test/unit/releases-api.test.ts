@@ -41,6 +41,7 @@ function attempt(overrides: Partial<AttemptWithFollowers> = {}): AttemptWithFoll
     releaseId: SHA256,
     task: "migrate",
     lockName: "release-orchestrator",
+    tries: [],
     app: "s-app",
     host: "web.1",
     pid: 4211,

@@ -35,7 +35,8 @@ export function createStatements(ledger: Ledger): string[] {
        finished_at      timestamptz,
        duration_ms      integer,
        output_tail      text,
-       blocked          json
+       blocked          json,
+       tries            jsonb NOT NULL DEFAULT '[]'::jsonb
      )`,
     `CREATE INDEX attempts_task_release_idx ON ${ledger.table("attempts")} (task, release_id, id DESC)`,
     `CREATE TABLE ${ledger.table("follower_outcomes")} (

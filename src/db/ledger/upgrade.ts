@@ -9,6 +9,7 @@ export function upgradeFromV1Statements(ledger: Ledger): string[] {
   return [
     `ALTER TABLE ${attempts} ADD COLUMN IF NOT EXISTS lock_backend_pid integer`,
     `ALTER TABLE ${attempts} ADD COLUMN IF NOT EXISTS blocked json`,
+    `ALTER TABLE ${attempts} ADD COLUMN IF NOT EXISTS tries jsonb NOT NULL DEFAULT '[]'::jsonb`,
     `ALTER TABLE ${ledger.table("follower_outcomes")} ALTER COLUMN exit_code DROP NOT NULL,
        ADD COLUMN IF NOT EXISTS started_at timestamptz, ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz`,
     `ALTER TABLE ${attempts} DROP CONSTRAINT IF EXISTS attempts_status_check`,
