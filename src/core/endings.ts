@@ -54,6 +54,11 @@ export interface LeadFacts {
    * itself first (a leader resumed after a pause): then its real outcome is recorded, fenced as ever.
    */
   lostReason: string | undefined;
+  /**
+   * Set when the lock-queue guard's tries ran out (every try cancelled behind the app's open
+   * transaction): the sentence naming the last blocker. The attempt is failed; the leader exits 75.
+   */
+  blockedOut?: string | undefined;
 }
 
 /** Whether the command was stopped because ownership was lost (not: it ended by itself before that). */
@@ -73,6 +78,7 @@ export function statusOf(facts: LeadFacts): { status: RecordedStatus; exitCode: 
   if (run.exitCode === 0) return { status: "succeeded", exitCode: ExitCode.ok };
   if (interruptedBy !== undefined)
     return { status: "interrupted", exitCode: exitCodeForSignal(interruptedBy) };
+  if (facts.blockedOut !== undefined) return { status: "failed", exitCode: ExitCode.timeout };
   return { status: "failed", exitCode: run.exitCode };
 }
 
@@ -90,6 +96,12 @@ export interface LeadEnding {
 
 export function describeExit(run: CommandEnd): string {
   return run.signal === null ? `exited with code ${run.exitCode}` : `was killed by ${run.signal}`;
+}
+
+function notRecorded(ran: string, attemptId: number, recorded: Exclude<Recorded, "recorded">): string {
+  return recorded === "not-ours"
+    ? `${ran}, but attempt #${attemptId} was no longer ours to record (its lease had been taken over); check the ledger with release-orchestrator history before retrying.`
+    : `${ran}, but its outcome could not be recorded because the database connection was lost; check the ledger before retrying.`;
 }
 
 /** The ending of a lead, once its outcome was recorded (or could not be). */
@@ -132,14 +144,9 @@ export function leadEnding(
       `the command was stopped because ownership was lost (attempt #${attemptId}, ${ran}); check the database connection and retry the release.`,
     );
   if (facts.recorded !== "recorded")
-    return end(
-      "lock-lost",
-      "error",
-      facts.recorded === "not-ours"
-        ? `${ran}, but attempt #${attemptId} was no longer ours to record (its lease had been taken over); check the ledger with release-orchestrator history before retrying.`
-        : `${ran}, but its outcome could not be recorded because the database connection was lost; check the ledger before retrying.`,
-      { commandExitCode: run.exitCode },
-    );
+    return end("lock-lost", "error", notRecorded(ran, attemptId, facts.recorded), {
+      commandExitCode: run.exitCode,
+    });
   const took = formatDuration(facts.durationMs);
   switch (status) {
     case "interrupted":
@@ -157,6 +164,13 @@ export function leadEnding(
         { durationMs: facts.durationMs },
       );
     default:
+      if (facts.blockedOut !== undefined)
+        return end(
+          "timeout",
+          "error",
+          `${facts.task} failed for ${facts.label} (attempt #${attemptId}, the last try ${describeExit(run)}): ${facts.blockedOut}`,
+          { commandExitCode: run.exitCode, reason: "lock-guard" },
+        );
       return end(
         "command-failed",
         "error",

@@ -58,9 +58,10 @@ export const EXIT_CODES = [
   {
     code: 75,
     name: "timeout",
-    meaning: "timed out waiting for the lock or for the leader",
+    meaning:
+      "timed out waiting for the lock or for the leader; or, for a leader, the lock-queue guard's tries ran out (the app's open transaction blocked every one)",
     retry: "yes",
-    retryWhy: "a retry waits again, or finds the task done",
+    retryWhy: "a retry waits again, finds the task done, or finds the blocking transaction ended",
   },
   {
     code: 76,

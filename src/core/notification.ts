@@ -2,6 +2,7 @@
 // the JSON body POSTed to RELEASE_NOTIFY_URL (run/notify.ts sends it). Nothing here knows the URL.
 
 import { formatDuration } from "./duration.js";
+import { describeTry, type LockTry } from "./lock-guard.js";
 import { shortReleaseId } from "./release-id.js";
 
 /** How an attempt ended, or "timeout" when a follower gave up waiting. */
@@ -29,6 +30,8 @@ export interface NotifyEvent {
   outputTail?: string | null | undefined;
   /** follower-timeout: the app whose attempt it waited for, when there was one. */
   leaderApp?: string | undefined;
+  /** The tries the lock-queue guard cancelled during the attempt, oldest first. */
+  tries?: LockTry[] | undefined;
 }
 
 /** The JSON body. `text` makes a Slack incoming webhook (and most chat webhooks) show a readable line. */
@@ -47,6 +50,8 @@ export interface NotificationPayload {
   host: string | null;
   leaderApp: string | null;
   outputTail: string | null;
+  /** The lock-queue guard's cancelled tries (each: when, how long it waited, what blocked it); empty when none. */
+  tries: LockTry[];
   /** When this notification was built (ISO 8601). */
   at: string;
 }
@@ -111,6 +116,8 @@ export function buildNotification(
       ? `release-orchestrator: ${event.app} (${event.role}) ${describeEnd(event)} for ${where}` +
         `${event.leaderApp === undefined ? "" : `, led by ${event.leaderApp}`}${attempt}.`
       : `release-orchestrator: ${event.app} (${event.role}): ${where} ${describeEnd(event)}${attempt}.`;
+  const tries = event.tries ?? [];
+  for (const t of tries.slice(-5)) text += `\nlock guard: ${describeTry(t)}.`;
   text = slackEscape(scrub(text));
   if (tail !== null && event.status !== "succeeded") {
     const shown = lastLines(tail, TEXT_TAIL_LINES, 1500).replace(/```/g, "'''");
@@ -131,6 +138,14 @@ export function buildNotification(
     host: event.host === undefined ? null : scrub(event.host),
     leaderApp: event.leaderApp === undefined ? null : scrub(event.leaderApp),
     outputTail: tail,
+    tries: tries.map((t) => ({
+      ...t,
+      blocker: {
+        ...t.blocker,
+        applicationName: t.blocker.applicationName === null ? null : scrub(t.blocker.applicationName),
+        query: t.blocker.query === null ? null : scrub(t.blocker.query),
+      },
+    })),
     at: now.toISOString(),
   };
 }
@@ -149,7 +164,13 @@ export interface EndedAttempt {
 export function attemptFinished(
   attempt: EndedAttempt,
   status: Exclude<NotifyStatus, "timeout">,
-  end: { exitCode: number | null; signal: string | null; durationMs: number; outputTail?: string },
+  end: {
+    exitCode: number | null;
+    signal: string | null;
+    durationMs: number;
+    outputTail?: string;
+    tries?: LockTry[];
+  },
 ): NotifyEvent {
   return {
     kind: "attempt-finished",
@@ -164,5 +185,6 @@ export function attemptFinished(
     attemptId: attempt.id,
     host: attempt.host,
     outputTail: end.outputTail ?? "",
+    tries: end.tries ?? [],
   };
 }

@@ -23,6 +23,19 @@ export function formatHistory(attempts: AttemptWithFollowers[]): string {
   for (const a of attempts) {
     const c = cells(a);
     rows.push([c.id, c.release, c.task, c.app, c.role, c.status, c.exit, c.started, c.duration]);
+    for (const t of a.tries) {
+      rows.push([
+        "",
+        "",
+        "",
+        "↳ lock guard",
+        `try ${t.try}/${t.of}`,
+        "cancelled",
+        "-",
+        time(t.cancelledAt),
+        `waited ${formatDuration(t.waitedMs)}, behind backend ${t.blocker.pid}${t.blocker.applicationName ? ` (${t.blocker.applicationName})` : ""}`,
+      ]);
+    }
     for (const f of a.followers) {
       rows.push([
         "",

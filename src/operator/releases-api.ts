@@ -5,6 +5,7 @@
 
 import { describeBlock } from "../core/blocking.js";
 import { formatDuration } from "../core/duration.js";
+import { describeTry } from "../core/lock-guard.js";
 import type { AttemptWithFollowers, FollowerRecord } from "../core/records.js";
 import { shortReleaseId } from "../core/release-id.js";
 import type { ReleaseRecord } from "../core/releases.js";
@@ -21,6 +22,8 @@ export interface AttemptResponse extends Omit<AttemptWithFollowers, "followers">
   durationText: string;
   /** Running attempts: what blocks the command, in the sentence the run prints (with the fix), as of the read. */
   blockedText: string | null;
+  /** The lock-queue guard's cancelled tries, each in the sentence the run prints ("try 1 of 5: cancelled after 3 s …"). */
+  triesText: string[];
   followers: FollowerResponse[];
 }
 
@@ -121,6 +124,7 @@ function toAttemptResponse(attempt: AttemptWithFollowers, now: number): AttemptR
     durationText: formatDuration(ran),
     blockedText:
       attempt.blocked === null ? null : describeBlock(attempt.blocked, new Date(now).toISOString()),
+    triesText: attempt.tries.map(describeTry),
     followers: attempt.followers.map(toFollowerResponse),
   };
 }

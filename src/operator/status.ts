@@ -7,6 +7,7 @@ import type { Config } from "../core/config.js";
 import { isStalled } from "../core/decide.js";
 import { formatDuration } from "../core/duration.js";
 import { describeStalled } from "../core/ownership.js";
+import { describeTry, type LockTry } from "../core/lock-guard.js";
 import { deriveLockKey, type LockKey } from "../core/lock-key.js";
 import type { AttemptWithFollowers, FollowerRecord } from "../core/records.js";
 import { readAttempts, readWaiters } from "../db/ledger/reads.js";
@@ -97,6 +98,7 @@ export function formatStatus(report: StatusReport): string {
         leaseNote(report.now, a),
     );
     if (a.blocked !== null) out.push(`  Blocked: ${describeBlock(a.blocked, report.now)}`);
+    for (const t of a.tries) out.push(`  Lock guard: ${describeTry(t)}.`);
   }
   if (report.running.length === 0) out.push("Running: nothing.");
   out.push(...formatWaiters(report));
@@ -121,6 +123,13 @@ export function formatStatus(report: StatusReport): string {
       }),
     ),
   );
+  for (const a of report.latest)
+    if (a.status !== "running" && a.tries.length > 0) {
+      const last = a.tries[a.tries.length - 1] as LockTry;
+      out.push(
+        `Attempt #${a.id}: the lock guard cancelled ${a.tries.length} ${a.tries.length === 1 ? "try" : "tries"}; the last, ${describeTry(last)}.`,
+      );
+    }
   return out.join("\n");
 }
 

@@ -30,8 +30,8 @@ export interface Claim {
   readonly lockHeld: boolean;
   /** Whether the connection is proven to be a session of its own (no pooler): the command's supervisor may watch it. */
   readonly proven: boolean;
-  /** Calls `listener` with the stop time (Date.now() scale) now and after every renewal that extends it. */
-  onStopBy(listener: (stopByMs: number) => void): void;
+  /** Calls `listener` with the stop time (Date.now() scale) now and after every renewal that extends it; returns its unsubscribe. */
+  onStopBy(listener: (stopByMs: number) => void): () => void;
   /** Records the outcome, fenced by the attempt id; on a fresh connection if ours died. */
   finish(outcome: AttemptOutcome): Promise<Recorded>;
 }
@@ -115,7 +115,7 @@ function keepRenewed(
 class Renewals {
   private readonly lostController = new AbortController();
   private readonly stopped = new AbortController();
-  private readonly listeners: ((stopByMs: number) => void)[] = [];
+  private readonly listeners = new Set<(stopByMs: number) => void>();
   private readonly blocking: BlockReport;
   private lastRenewedMs = Date.now(); // the claim took the lease just before
   private stopTimer: NodeJS.Timeout | undefined;
@@ -143,9 +143,10 @@ class Renewals {
     return this.lostController.signal;
   }
 
-  onStopBy(listener: (stopByMs: number) => void): void {
-    this.listeners.push(listener);
+  onStopBy(listener: (stopByMs: number) => void): () => void {
+    this.listeners.add(listener);
     listener(this.stopByMs());
+    return () => this.listeners.delete(listener);
   }
 
   async stop(): Promise<void> {

@@ -4,12 +4,15 @@
 import { leadEnding, statusOf, type CommandEnd, type LeadEnding } from "../core/endings.js";
 import { attemptFinished, type NotifyEvent } from "../core/notification.js";
 import type { Config } from "../core/config.js";
+import type { LockTry } from "../core/lock-guard.js";
 import { SUPERVISOR_LATE_MS } from "../core/ownership.js";
 import { sslFromMode } from "../db/connect.js";
 import { attemptApplicationName } from "../db/ledger/sql.js";
 import type { Claim } from "./claim.js";
 import { describeCommand, startCommand, type CommandResult, type StartedCommand } from "./command.js";
 import { fields, type RunContext } from "./context.js";
+import type { Link } from "./link.js";
+import { runTries, type Once } from "./tries.js";
 
 /** How a lead ended, and the notification to send once the claim's scope has released the lock. */
 export interface Led {
@@ -18,13 +21,15 @@ export interface Led {
   notify: NotifyEvent;
 }
 
-export async function lead(ctx: RunContext, claim: Claim): Promise<Led> {
+export async function lead(ctx: RunContext, claim: Claim, link: Link): Promise<Led> {
   const startedMs = Date.now();
   const first = ctx.signal?.aborted === true ? String(ctx.signal.reason) : undefined;
-  const { run, interruptedBy } =
-    first === undefined ? await runCommand(ctx, claim) : { run: undefined, interruptedBy: first };
-  const lostReason = claim.lost.aborted ? String(claim.lost.reason) : supervisorStop(run?.stoppedBy);
-  return record(ctx, claim, { run, interruptedBy, lostReason }, Date.now() - startedMs);
+  const tried =
+    first === undefined
+      ? await runTries(ctx, claim, link, (tryNo) => runCommand(ctx, claim, tryNo))
+      : { run: undefined, interruptedBy: first, tries: [], blockedOut: undefined };
+  const lostReason = claim.lost.aborted ? String(claim.lost.reason) : supervisorStop(tried.run?.stoppedBy);
+  return record(ctx, claim, { ...tried, lostReason }, Date.now() - startedMs);
 }
 
 /** A stop the supervisor made on its own is a loss of ownership: this process could not prove it in time. */
@@ -40,18 +45,21 @@ function supervisorStop(stoppedBy: CommandResult["stoppedBy"]): string | undefin
 }
 
 /** Says what runs, starts the command with PGAPPNAME naming the attempt, and supervises it to its end. */
-async function runCommand(
-  ctx: RunContext,
-  claim: Claim,
-): Promise<{ run: CommandResult; interruptedBy: string | undefined }> {
+async function runCommand(ctx: RunContext, claim: Claim, tryNo: number): Promise<Once> {
   const { config, reporter } = ctx;
   const command = config.command;
   if (command === undefined) throw new Error("lead() needs a command: the runbook checks it before claiming");
   const text = reporter.redact(describeCommand(command));
+  const which = tryNo === 1 ? "" : `, try ${tryNo} of ${config.lockTries}`;
   reporter.info(
-    `${config.role}; running ${config.task} for ${ctx.label} (attempt #${claim.id}): ${text}`,
-    fields(ctx, "running", claim.id, { command: text, lockHeld: claim.lockHeld }),
+    `${config.role}; running ${config.task} for ${ctx.label} (attempt #${claim.id}${which}): ${text}`,
+    fields(ctx, "running", claim.id, { command: text, lockHeld: claim.lockHeld, try: tryNo }),
   );
+  if (tryNo === 1 && config.lockWaitMs !== null && ctx.env.PGAPPNAME !== undefined)
+    reporter.warn(
+      `PGAPPNAME is set ("${reporter.redact(ctx.env.PGAPPNAME)}"), so the command's sessions are not named after attempt #${claim.id} and the lock-queue guard cannot find them; unset PGAPPNAME for the release, or pass --lock-wait off to say the guard is not wanted.`,
+      fields(ctx, "lock-guard-off", claim.id),
+    );
   const env = {
     ...ctx.env,
     RELEASE_ORCHESTRATOR_ATTEMPT_ID: String(claim.id),
@@ -77,11 +85,16 @@ async function runCommand(
   });
   // Without a lock session, the lease alone proves ownership: if this process stops answering (paused),
   // the supervisor stops the command at the stop time, as this process would.
-  if (!claim.lockHeld)
-    claim.onStopBy((stopByMs) =>
-      started.deadline(stopByMs + SUPERVISOR_LATE_MS - Date.now(), config.killGraceMs),
-    );
-  return supervise(ctx, claim, started);
+  const unsubscribe = claim.lockHeld
+    ? undefined
+    : claim.onStopBy((stopByMs) =>
+        started.deadline(stopByMs + SUPERVISOR_LATE_MS - Date.now(), config.killGraceMs),
+      );
+  try {
+    return await supervise(ctx, claim, started);
+  } finally {
+    unsubscribe?.();
+  }
 }
 
 /** Records the outcome (fenced), says how the lead ended, and builds its notification. */
@@ -92,6 +105,8 @@ async function record(
     run: CommandResult | undefined;
     interruptedBy: string | undefined;
     lostReason: string | undefined;
+    tries: LockTry[];
+    blockedOut: string | undefined;
   },
   durationMs: number,
 ): Promise<Led> {
@@ -133,16 +148,13 @@ async function record(
     signal: end?.signal ?? null,
     durationMs: end === undefined ? 0 : durationMs,
     outputTail,
+    tries: facts.tries,
   });
   return { ending, attemptId: claim.id, notify };
 }
 
 /** Waits for the command: forwards SIGINT/SIGTERM to its group, and stops it when ownership is lost. */
-async function supervise(
-  ctx: RunContext,
-  claim: Claim,
-  started: StartedCommand,
-): Promise<{ run: CommandResult; interruptedBy: string | undefined }> {
+async function supervise(ctx: RunContext, claim: Claim, started: StartedCommand): Promise<Once> {
   const grace = ctx.config.killGraceMs;
   let stopping: Promise<CommandResult> | undefined;
   const stop = (signal: NodeJS.Signals) => {

@@ -114,7 +114,7 @@ async function decideUntilDone(ctx: RunContext, link: Link, progress: Progress):
       case "claim": {
         if (config.command === undefined)
           throw new UsageError("No command to run: put it after -- or set RELEASE_COMMAND.");
-        const led = await withClaim(ctx, link, (claim) => lead(ctx, claim));
+        const led = await withClaim(ctx, link, (claim) => lead(ctx, claim, link));
         if (led !== undefined) return notifyLed(ctx, led.value);
         break; // lost the race (another claim, or a success meanwhile): read and decide again
       }

@@ -35,6 +35,8 @@ export interface PageAttempt {
   durationText: string;
   outputTail: string | null;
   blockedText: string | null;
+  /** The lock-queue guard's cancelled tries, each in the sentence the run prints. */
+  triesText: string[];
   followers: PageFollower[];
 }
 

@@ -69,6 +69,12 @@ function describeRan(item: RanItem): HTMLElement {
   } else {
     add(span, el("span", "bad", a.status + ", " + exitText(a)), " after " + a.durationText);
   }
+  if (a.triesText.length > 0) {
+    const n = a.triesText.length;
+    const tries = el("span", "slow tries", `lock guard: ${n} ${n === 1 ? "try" : "tries"} cancelled`);
+    tries.title = a.triesText.join("\n");
+    add(span, " · ", tries);
+  }
   return span;
 }
 
