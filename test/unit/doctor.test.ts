@@ -29,6 +29,7 @@ const server = (over: Partial<ServerProbe> = {}): ServerProbe => ({
   leaked: [],
   holder: undefined,
   stalled: [],
+  guard: { superuser: false, signalBackend: false, lockTimeoutMs: 0 },
   ...over,
 });
 
@@ -55,6 +56,7 @@ describe("doctor's checks", () => {
       "session",
       "lock",
       "stalled leader",
+      "lock guard",
     ]);
   });
 
@@ -70,6 +72,7 @@ describe("doctor's checks", () => {
       "ledger",
       "session",
       "lock",
+      "lock guard",
     ]);
   });
 
@@ -230,5 +233,33 @@ describe("doctor's checks", () => {
       /^Attempt #3 by s-app \(pid 4211 on web\.1\) of migrate for 3f2c1a9: its leader's lock session \(backend pid 2864\) is connected but has not renewed the lease for 40 s: paused or frozen\?/,
     );
     expect(finding?.message).toMatch(/--orphan-sessions terminate, or SELECT pg_terminate_backend\(2864\)/);
+  });
+
+  it("lock guard: on by default, saying who it may cancel; off warns; a lock_timeout that acts first warns", () => {
+    const guard = (over: Partial<ServerProbe["guard"]>, p: Partial<Probe> = {}) =>
+      find(
+        runChecks(
+          probe({
+            server: server({ guard: { superuser: false, signalBackend: false, lockTimeoutMs: 0, ...over } }),
+            ...p,
+          }),
+        ),
+        "lock guard",
+      );
+    const [plain] = guard({});
+    expect(plain?.verdict).toBe("pass");
+    expect(plain?.message).toMatch(
+      /waits 3 s for a table lock .*\(up to 5 tries\); app may cancel the command's statements only when the command connects as app too/,
+    );
+    expect(guard({ signalBackend: true })[0]?.message).toMatch(/member of pg_signal_backend/);
+    expect(guard({ superuser: true })[0]?.message).toMatch(/is a superuser/);
+    const off = guard({}, { config: config({}, { RELEASE_LOCK_WAIT: "off" }) });
+    expect(off.map((f) => f.verdict)).toEqual(["warn"]);
+    expect(off[0]?.message).toMatch(/guard is off/);
+    const early = guard({ lockTimeoutMs: 2000 });
+    expect(early.map((f) => f.verdict)).toEqual(["pass", "warn"]);
+    expect(early[1]?.message).toMatch(/lock_timeout = 2 s for app, no longer than --lock-wait \(3 s\)/);
+    expect(early[1]?.fix).toMatch(/ALTER ROLE app SET lock_timeout/);
+    expect(guard({ lockTimeoutMs: 30_000 }).map((f) => f.verdict)).toEqual(["pass", "pass"]);
   });
 });

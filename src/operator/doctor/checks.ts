@@ -258,6 +258,51 @@ const stalled = serverCheck("stalled leader", (server) =>
   ),
 );
 
+/** The lock-queue guard: on or off, whether it may cancel, and a lock_timeout that would act before it. */
+const lockGuard = serverCheck("lock guard", (server, { config }) => {
+  const name = "lock guard";
+  if (config.lockWaitMs === null)
+    return [
+      finding(
+        name,
+        "warn",
+        "The lock-queue guard is off (--lock-wait off): a statement of the command that waits for a table lock behind an open transaction stalls every app query queued behind it until it gets the lock.",
+        "Unset RELEASE_LOCK_WAIT unless the migrator cannot be run again after a cancelled statement (see docs/recipes.md).",
+      ),
+    ];
+  const { superuser, signalBackend, lockTimeoutMs } = server.guard;
+  const who = superuser
+    ? `${server.user} is a superuser: it may cancel any statement`
+    : signalBackend
+      ? `${server.user} is a member of pg_signal_backend: it may cancel any non-superuser's statement`
+      : `${server.user} may cancel the command's statements only when the command connects as ${server.user} too (pg_cancel_backend needs the same user or pg_signal_backend)`;
+  const findings = [
+    finding(
+      name,
+      "pass",
+      `The lock-queue guard is on: a statement of the command that waits ${formatDuration(config.lockWaitMs)} for a table lock while other sessions queue behind it is cancelled and the command runs again (up to ${config.lockTries} tries); ${who}.`,
+    ),
+  ];
+  if (lockTimeoutMs > 0 && lockTimeoutMs <= config.lockWaitMs)
+    findings.push(
+      finding(
+        name,
+        "warn",
+        `The server sets lock_timeout = ${formatDuration(lockTimeoutMs)} for ${server.user}, no longer than --lock-wait (${formatDuration(config.lockWaitMs)}): a waiting statement of the command fails by itself first, and that try is not run again.`,
+        `Keep lock_timeout above --lock-wait for the migration user (ALTER ROLE ${server.user} SET lock_timeout = '30s', or RESET it), or lower --lock-wait.`,
+      ),
+    );
+  else if (lockTimeoutMs > 0)
+    findings.push(
+      finding(
+        name,
+        "pass",
+        `The server sets lock_timeout = ${formatDuration(lockTimeoutMs)} for ${server.user}: a statement still waiting then fails by itself (not run again); the guard acts first, after --lock-wait.`,
+      ),
+    );
+  return findings;
+});
+
 /** Every check, in the order of the report. */
 export const CHECKS: readonly Check[] = [
   role,
@@ -271,6 +316,7 @@ export const CHECKS: readonly Check[] = [
   session,
   lock,
   stalled,
+  lockGuard,
 ];
 
 export function runChecks(probe: Probe, checks: readonly Check[] = CHECKS): Finding[] {

@@ -32,6 +32,8 @@ export interface ServerProbe {
   holder: LockHolder | undefined;
   /** Running attempts whose leader is stalled: lease out, lock session alive (paused or frozen). */
   stalled: Attempt[];
+  /** What the lock-queue guard may do as this user, and the lock_timeout the server gives its sessions (ms, 0: none). */
+  guard: { superuser: boolean; signalBackend: boolean; lockTimeoutMs: number };
 }
 
 export interface Probe {
@@ -69,9 +71,20 @@ export async function readProbe(config: Config, env: Environment, cwd: string): 
 
 async function readServer(client: pg.Client, config: Config): Promise<ServerProbe> {
   const info = (
-    await client.query<{ version: string; num: number; user: string; ssl: boolean | null }>(
+    await client.query<{
+      version: string;
+      num: number;
+      user: string;
+      ssl: boolean | null;
+      superuser: boolean;
+      signal: boolean;
+      lock_timeout: number;
+    }>(
       `SELECT current_setting('server_version') AS version, current_setting('server_version_num')::int AS num,
-              current_user AS user, (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl`,
+              current_user AS user, (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl,
+              (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
+              pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS signal,
+              (SELECT setting::integer FROM pg_settings WHERE name = 'lock_timeout') AS lock_timeout`,
     )
   ).rows[0];
   if (info === undefined) throw new Error("the server did not answer its version");
@@ -93,5 +106,6 @@ async function readServer(client: pg.Client, config: Config): Promise<ServerProb
     leaked: await readLeakedLocks(client, ledger),
     holder: await readLockHolder(client, key),
     stalled: running.filter((a) => isStalled(a)),
+    guard: { superuser: info.superuser, signalBackend: info.signal, lockTimeoutMs: info.lock_timeout },
   };
 }
