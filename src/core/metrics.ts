@@ -1,6 +1,8 @@
 // GET /metrics: what the ledger says, in the Prometheus text exposition format (version 0.0.4).
 // The snapshot is read by db/ledger/reads.ts (readMetricsSnapshot); formatMetrics turns it into text.
 
+import { ATTEMPT_STATUSES } from "./records.js";
+
 /** The Content-Type of the text format that Prometheus scrapes. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -13,7 +15,8 @@ export interface MetricsSnapshot {
   lockHeld: boolean;
   /**
    * Attempts in the ledger by task and status: every status for every task it knows, zeros included,
-   * so that an alert on a status's increase fires on its first occurrence too.
+   * so that an alert on a status's increase fires on its first occurrence too (formatMetrics fills in
+   * a status or task the snapshot leaves out, at 0).
    */
   attempts: { task: string; status: string; count: number }[];
   /** Per task: when its latest successful attempt finished (seconds since the epoch). */
@@ -62,6 +65,34 @@ function family(
 
 const PREFIX = "release_orchestrator";
 
+/**
+ * The attempts of every task the snapshot names, in every status (ATTEMPT_STATUSES, and any other it
+ * holds), 0 where it has no count: a series exists before its first occurrence, so that an alert on its
+ * increase (`delta(...{status="failed"}[1h]) > 0`) fires on a task's first failure too.
+ */
+function attemptGrid(snapshot: MetricsSnapshot): MetricsSnapshot["attempts"] {
+  const tasks = new Set<string>();
+  for (const list of [
+    snapshot.attempts,
+    snapshot.lastSuccess,
+    snapshot.leases,
+    snapshot.waiters,
+    snapshot.durations,
+  ])
+    for (const { task } of list) tasks.add(task);
+  const statuses = new Set<string>(ATTEMPT_STATUSES);
+  for (const { status } of snapshot.attempts) statuses.add(status);
+  const counts = new Map(snapshot.attempts.map((a) => [`${a.task}\0${a.status}`, a.count]));
+  const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return [...tasks].sort(byName).flatMap((task) =>
+    [...statuses].sort(byName).map((status) => ({
+      task,
+      status,
+      count: counts.get(`${task}\0${status}`) ?? 0,
+    })),
+  );
+}
+
 /** The whole /metrics body, ending with a newline. */
 export function formatMetrics(snapshot: MetricsSnapshot): string {
   const histogram: Sample[] = [];
@@ -78,8 +109,8 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
     family(
       `${PREFIX}_attempts`,
       "gauge",
-      "Attempts recorded in the ledger, by task and status (running, succeeded, failed, interrupted, lost, abandoned).",
-      snapshot.attempts.map((a) => [{ task: a.task, status: a.status }, a.count]),
+      "Attempts recorded in the ledger, by task and status (running, succeeded, failed, interrupted, lost, abandoned, duplicate); 0 for a status that has not occurred.",
+      attemptGrid(snapshot).map((a) => [{ task: a.task, status: a.status }, a.count]),
     ),
     family(
       `${PREFIX}_last_success_timestamp_seconds`,

@@ -2,6 +2,7 @@
 
 import { describe, expect, it } from "vitest";
 import { DURATION_BUCKETS_SECONDS, formatMetrics, type MetricsSnapshot } from "../../src/core/metrics.js";
+import { ATTEMPT_STATUSES } from "../../src/core/records.js";
 import { parseExposition, valueOf } from "../support/prometheus.js";
 
 const snapshot: MetricsSnapshot = {
@@ -59,6 +60,34 @@ describe("formatMetrics", () => {
     expect(attempts({ task: "migrate", status: "running" })).toBe(1);
     expect(attempts({ task: 'seed"x\\y', status: "succeeded" })).toBe(1);
     expect(text).toContain('task="seed\\"x\\\\y"');
+  });
+
+  it("exports every status of every task it knows, 0 where none: the failed series exists before the first failure", () => {
+    const fresh = parseExposition(
+      formatMetrics({
+        ...snapshot,
+        attempts: [{ task: "migrate", status: "succeeded", count: 1 }],
+        lastSuccess: [{ task: "migrate", seconds: 1_795_000_000 }],
+        leases: [{ task: "migrate", held: 0 }],
+        // A task known only by its waiters (its leader's attempt not yet recorded): its series exist too.
+        waiters: [{ task: "seed", count: 1 }],
+        durations: [],
+      }),
+    );
+    const series = fresh.samples
+      .filter((s) => s.name === "release_orchestrator_attempts")
+      .map((s) => [s.labels.task, s.labels.status, s.value]);
+    const statuses = [...ATTEMPT_STATUSES].sort();
+    expect(series).toEqual([
+      ...statuses.map((status) => ["migrate", status, status === "succeeded" ? 1 : 0]),
+      ...statuses.map((status) => ["seed", status, 0]),
+    ]);
+    expect(valueOf(fresh, "release_orchestrator_attempts", { task: "migrate", status: "failed" })).toBe(0);
+    // The full snapshot above: its missing statuses are there at 0, its counts unchanged.
+    expect(valueOf(exposition, "release_orchestrator_attempts", { task: "migrate", status: "lost" })).toBe(0);
+    expect(
+      valueOf(exposition, "release_orchestrator_attempts", { task: 'seed"x\\y', status: "failed" }),
+    ).toBe(0);
   });
 
   it("says when each task last succeeded, whether the lock and the leases are held", () => {
