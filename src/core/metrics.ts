@@ -25,6 +25,8 @@ export interface MetricsSnapshot {
   leases: { task: string; held: number }[];
   /** Per task that has attempts or waiters: processes waiting now (a 'waiting' row with a fresh heartbeat). */
   waiters: { task: string; count: number }[];
+  /** Per task that has attempts: the statements of its commands the lock-queue guard cancelled (attempts.tries). */
+  lockCancels: { task: string; count: number }[];
   /** Finished attempts with a duration, by task and status: cumulative bucket counts (DURATION_BUCKETS_SECONDS). */
   durations: { task: string; status: string; buckets: number[]; count: number; sumSeconds: number }[];
 }
@@ -135,6 +137,12 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
       "gauge",
       "Processes waiting now for an attempt's outcome, by task (a waiter that stopped its heartbeat is gone, not counted).",
       snapshot.waiters.map((w) => [{ task: w.task }, w.count]),
+    ),
+    family(
+      `${PREFIX}_lock_cancels_total`,
+      "counter",
+      "Statements of each task's commands that the lock-queue guard cancelled because the app's queries queued behind them (each one a try of an attempt).",
+      snapshot.lockCancels.map((c) => [{ task: c.task }, c.count]),
     ),
     family(
       `${PREFIX}_attempt_duration_seconds`,

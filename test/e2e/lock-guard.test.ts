@@ -10,6 +10,9 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
+import { deriveLockKey } from "../../src/core/lock-key.js";
+import { readMetricsSnapshot } from "../../src/db/ledger/reads.js";
+import { ledgerOf } from "../../src/db/ledger/sql.js";
 import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
 import { startBouncer, type Bouncer } from "../support/pgbouncer.js";
 import { ROOT, scratchDir, startCli, type CliRun, type StartedCli } from "../support/cli.js";
@@ -303,7 +306,43 @@ describe("the lock-queue guard", () => {
     expect(row?.status).toBe("failed");
     expect(row?.tries.map((t) => t.try)).toEqual([1, 2]);
     expect(await db.query("SELECT count(*)::int AS n FROM runs")).toEqual([{ n: 0 }]);
+    // /metrics counts the cancels, read by the very statement serve runs.
+    const client = new pg.Client({ connectionString: db.url });
+    sessions.push(client);
+    await client.connect();
+    const snapshot = await readMetricsSnapshot(
+      client,
+      ledgerOf("release_orchestrator", deriveLockKey("release-orchestrator")),
+      "release-orchestrator",
+    );
+    expect(snapshot.lockCancels).toEqual([{ task: "migrate", count: 2 }]);
     await hold.release();
+  });
+
+  it("psql without ON_ERROR_STOP goes on after the cancel and exits 0: recorded as it ended, with a warning, not run again", async () => {
+    const db = await ready("no-stop");
+    const hold = await blocker(db);
+    const app = await traffic(db);
+    const sloppy = {
+      ...PSQL,
+      command: ["sh", "-c", MIGRATION.replace(" --single-transaction -v ON_ERROR_STOP=1", "")],
+    };
+    const leader = release(db.url, "s-app", "guard-5", [], sloppy);
+    const lead = await leader.done;
+    await app.stop();
+    await hold.release();
+    expect(lead.exitCode, lead.stderr).toBe(0);
+    expect(lead.stderr).toMatch(/exited 0 although one of its statements was cancelled/);
+    const [row] = await attempts(db);
+    expect(row?.status).toBe("succeeded");
+    expect(row?.tries).toHaveLength(1);
+    // The INSERT ran, the ALTER did not: what the warning says to check.
+    expect(await db.query("SELECT count(*)::int AS n FROM runs")).toEqual([{ n: 1 }]);
+    expect(
+      await db.query(
+        "SELECT 1 FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'c'",
+      ),
+    ).toHaveLength(0);
   });
 
   it("never cancels a statement nobody queues behind: a lone ALTER waiting, a CREATE INDEX CONCURRENTLY waiting for an old snapshot", async () => {

@@ -57,6 +57,8 @@ describe("docs/recipes.md recipes", () => {
     expect(after("Rails")).toBe("bundle exec rake db:migrate");
     expect(after("Django")).toBe("python manage.py migrate --noinput");
     expect(after("Prisma")).toBe("npx prisma migrate deploy");
+    // A cancelled statement leaves a Prisma migration marked failed (P3009): the recipe turns the guard off.
+    expect((table.get("Prisma") ?? "").split(" -- ")[0]).toBe("npx release-orchestrator run --lock-wait off");
     expect(after("node-pg-migrate")).toBe("npx node-pg-migrate up");
     expect(after("plain SQL")).toMatch(
       /^sh -c 'psql "\$DATABASE_URL" -v ON_ERROR_STOP=1 --single-transaction -f db\/schema\.sql'$/,

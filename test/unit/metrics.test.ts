@@ -23,6 +23,10 @@ const snapshot: MetricsSnapshot = {
     { task: 'seed"x\\y', held: 0 },
   ],
   waiters: [{ task: "migrate", count: 0 }],
+  lockCancels: [
+    { task: "migrate", count: 3 },
+    { task: 'seed"x\\y', count: 0 },
+  ],
   durations: [
     { task: "migrate", status: "failed", buckets: [0, 1, 2, 2, 2, 2, 2, 2, 2, 2], count: 2, sumSeconds: 9.5 },
     {
@@ -46,10 +50,16 @@ describe("formatMetrics", () => {
       release_orchestrator_lock_held: "gauge",
       release_orchestrator_lease_held: "gauge",
       release_orchestrator_waiters: "gauge",
+      release_orchestrator_lock_cancels_total: "counter",
       release_orchestrator_attempt_duration_seconds: "histogram",
     });
     for (const [name, family] of exposition.families) expect(family.help, name).toMatch(/\S{3}/);
     expect(text.endsWith("\n")).toBe(true);
+  });
+
+  it("counts the lock-queue guard's cancels per task, zeros included", () => {
+    expect(valueOf(exposition, "release_orchestrator_lock_cancels_total", { task: "migrate" })).toBe(3);
+    expect(valueOf(exposition, "release_orchestrator_lock_cancels_total", { task: 'seed"x\\y' })).toBe(0);
   });
 
   it("counts attempts by task and status, with label values escaped", () => {
@@ -128,6 +138,7 @@ describe("formatMetrics", () => {
         lastSuccess: [],
         leases: [],
         waiters: [],
+        lockCancels: [],
         durations: [],
       }),
     );

@@ -119,6 +119,9 @@ export async function readMetricsSnapshot(
          'waiters', (SELECT coalesce(json_agg(json_build_object('task', t.task, 'count',
                        (SELECT count(*) FROM ${ledger.table("follower_outcomes")} f WHERE f.task = t.task
                            AND f.outcome = 'waiting' AND ${followerOutcome("f")} = 'waiting')) ORDER BY t.task), '[]') FROM tasks t),
+         'lockCancels', (SELECT coalesce(json_agg(json_build_object('task', t.task, 'count',
+                           (SELECT coalesce(sum(jsonb_array_length(a.tries)), 0)::integer FROM ${ledger.table("attempts")} a
+                             WHERE a.task = t.task)) ORDER BY t.task), '[]') FROM tasks t),
          'durations', (SELECT coalesce(json_agg(json_build_object('task', d.task, 'status', d.status,
                          'buckets', (SELECT json_agg((SELECT count(*) FROM finished x WHERE x.task = d.task
                                        AND x.status = d.status AND x.duration_ms <= le * 1000) ORDER BY le)
@@ -130,7 +133,7 @@ export async function readMetricsSnapshot(
     );
     return result.rows.map((row) => row.snapshot);
   });
-  const empty = { attempts: [], lastSuccess: [], leases: [], waiters: [], durations: [] };
+  const empty = { attempts: [], lastSuccess: [], leases: [], waiters: [], lockCancels: [], durations: [] };
   return { lockName, lockHeld: holders.length > 0, ...(rows[0] ?? empty) };
 }
 
