@@ -76,11 +76,15 @@ function load(argv: Record<string, unknown>, reporter: Reporter, command: Comman
     command,
   );
   reporter.configure({ verbose: config.verbose, json: config.json, quiet: config.quiet });
+  if (command === "wait" && commandWords(argv).length > 0)
+    throw new UsageError(
+      "wait runs no command: it waits for the release's tasks; put the command in run instead.",
+    );
   const password = passwordOf(config.databaseUrl);
   reporter.addSecret(password);
   reporter.addSecret(config.serveToken);
   reporter.addSecret(config.notifyUrl);
-  if (command === "run") {
+  if (command === "run" || command === "wait") {
     // Every --json event of run says who and what: the release joins when it is known.
     if (config.app !== undefined) reporter.setApp(config.app);
     reporter.setContext({ role: config.role, task: config.task, release: config.releaseId });
@@ -121,6 +125,26 @@ async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Pr
     const result = await runRelease({ config, env, cwd: process.cwd(), reporter, signal, supervisor });
     reporter.debug(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
     return result.exitCode;
+  });
+}
+
+/** `wait`: each --task (repeatable; default the one task) waited for in turn, as a follower that runs nothing. */
+async function waitCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
+  const given = [argv.task ?? []].flat().map(String);
+  // Each task name is checked as --task checks it; the first load also configures the reporter.
+  const loads = (given.length === 0 ? [undefined] : given).map((task) =>
+    load({ ...argv, task }, reporter, "wait"),
+  );
+  const { config, env } = loads[0] as Loaded;
+  return withSignals(async (signal) => {
+    const { waitForTasks } = await import("./run/wait-gate.js");
+    const input = { config, env, cwd: process.cwd(), reporter, signal, supervisor: { file: "", args: [] } };
+    return (
+      await waitForTasks(
+        input,
+        loads.map((l) => l.config.task),
+      )
+    ).exitCode;
   });
 }
 
@@ -232,6 +256,21 @@ const COMMAND_DEFINITIONS: CommandDefinition[] = [
         )
         .epilog(exitCodesHelp()),
     handler: runCommand,
+  },
+  {
+    name: "wait",
+    positionals: "",
+    describe:
+      "Run nothing: wait until the release's task (--task, repeatable; default migrate) has succeeded for this release id, then exit 0; 76 when it failed, 75 after --wait-timeout. A gate for app processes that must not start on the old schema.",
+    builder: (y) =>
+      options("wait", y)
+        .example(
+          "release-orchestrator wait && exec bin/web",
+          "a Kubernetes init container, a service's start",
+        )
+        .example("release-orchestrator wait --task migrate --task seed", "several tasks, in turn")
+        .epilog(exitCodesHelp()),
+    handler: waitCommand,
   },
   {
     name: "status",

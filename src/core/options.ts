@@ -44,8 +44,11 @@ export interface OptionSpec {
   readonly commands?: readonly CommandName[];
 }
 
-export const COMMANDS = ["run", "status", "history", "doctor", "serve"] as const;
+export const COMMANDS = ["run", "wait", "status", "history", "doctor", "serve"] as const;
 export type CommandName = (typeof COMMANDS)[number];
+
+/** The options of who runs the command, and how: `wait` runs none, it only waits. */
+const NOT_WAIT: readonly CommandName[] = COMMANDS.filter((command) => command !== "wait");
 
 /** Whether a command takes an option. */
 export function takes(command: CommandName, spec: OptionSpec): boolean {
@@ -64,6 +67,7 @@ export const OPTIONS = [
     description:
       "leader runs the task unless it already succeeded for this release; follower never runs it; auto: the first to take the lock runs it, the others wait for its outcome.",
     schema: choice("role", ROLES),
+    commands: NOT_WAIT,
   },
   {
     key: "followerMode",
@@ -75,6 +79,7 @@ export const OPTIONS = [
     description:
       "What a follower does: wait for the leader's outcome and exit with it, or skip (exit 0 at once; its code may boot before the schema is migrated).",
     schema: choice("follower mode", FOLLOWER_MODES),
+    commands: NOT_WAIT,
   },
   {
     key: "waitTimeout",
@@ -188,6 +193,7 @@ export const OPTIONS = [
     description:
       "After forwarding SIGTERM to the command (signal, lost lock), how long before SIGKILL; fits inside Heroku's 30 s shutdown.",
     schema: duration("kill grace"),
+    commands: NOT_WAIT,
   },
   {
     key: "lockWait",
@@ -232,6 +238,7 @@ export const OPTIONS = [
     description:
       "When taking over from a leader that died, and its command's sessions (PGAPPNAME 'release-orchestrator attempt N') are still connected: wait for them to end, or terminate them.",
     schema: choice("orphan sessions policy", ORPHAN_POLICIES),
+    commands: NOT_WAIT,
   },
   {
     key: "command",
@@ -240,6 +247,7 @@ export const OPTIONS = [
     description:
       "The command to run when no command follows `--`; run through `sh -c`. Followers do not need one.",
     schema: z.string(),
+    commands: NOT_WAIT,
   },
   {
     key: "limit",

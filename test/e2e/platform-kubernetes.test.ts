@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
+import { EXIT_CODES } from "../../src/core/exit-codes.js";
 import { useTestDatabase } from "../harness/database.js";
 import { stampReleaseId } from "../../demo/stamp-release-id.js";
 import { ROOT, scratchDir, startCli, type StartedCli } from "../support/cli.js";
@@ -31,6 +32,13 @@ interface Manifest {
   metadata: { name: string };
   spec: {
     replicas?: number;
+    podFailurePolicy?: {
+      rules: {
+        action: string;
+        onExitCodes?: { containerName?: string; operator: string; values: number[] };
+        onPodConditions?: { type: string }[];
+      }[];
+    };
     template: { spec: { initContainers?: Container[]; containers: Container[]; restartPolicy?: string } };
   };
 }
@@ -46,11 +54,14 @@ function words(container: Container): string[] {
   return [...(container.command ?? []), ...(container.args ?? [])];
 }
 
-/** The orchestrator's options and the wrapped command, or undefined when the container does not call it. */
-function orchestratorCall(container: Container): { options: string[]; command: string[] } | undefined {
+/** The orchestrator's options and the wrapped command, or undefined when the container does not `run` it. */
+function orchestratorCall(
+  container: Container,
+  verb: "run" | "wait" = "run",
+): { options: string[]; command: string[] } | undefined {
   const all = words(container);
   const at = all.indexOf("release-orchestrator");
-  if (at < 0 || all[at + 1] !== "run") return undefined;
+  if (at < 0 || all[at + 1] !== verb) return undefined;
   const rest = all.slice(at + 2);
   const dashes = rest.indexOf("--");
   return dashes < 0
@@ -142,12 +153,29 @@ describe("examples/kubernetes/migrate-job.yaml", () => {
   const jobContainer = job?.spec.template.spec.containers[0] as Container;
   const waitContainer = web?.spec.template.spec.initContainers?.[0] as Container;
 
-  it("has a leader Job (restartPolicy Never) and a 3-replica Deployment whose init containers follow", () => {
+  it("has a leader Job (restartPolicy Never) and a 3-replica Deployment whose init containers gate on wait", () => {
     expect(job?.apiVersion).toBe("batch/v1");
     expect(job?.spec.template.spec.restartPolicy).toBe("Never");
     expect(orchestratorCall(jobContainer)).toEqual({ options: ["--role", "leader"], command: MIGRATE });
     expect(web?.spec.replicas).toBe(3);
-    expect(orchestratorCall(waitContainer)).toEqual({ options: ["--role", "follower"], command: [] });
+    expect(orchestratorCall(waitContainer, "wait")).toEqual({ options: [], command: [] });
+  });
+
+  it("has a podFailurePolicy built on the exit-code table: FailJob exactly for the codes not worth a retry", () => {
+    const rules = job?.spec.podFailurePolicy?.rules ?? [];
+    const failJob = rules.filter((r) => r.action === "FailJob" && r.onExitCodes !== undefined);
+    expect(failJob).toHaveLength(1);
+    expect(failJob[0]?.onExitCodes).toMatchObject({ containerName: jobContainer.name, operator: "In" });
+    const noRetry = EXIT_CODES.filter((e) => e.retry === "no" && e.code !== 0).map((e) => e.code);
+    expect([...(failJob[0]?.onExitCodes?.values ?? [])].sort((a, b) => a - b)).toEqual(noRetry);
+    // Nothing retryable is failed or ignored by exit code: those count against backoffLimit.
+    const retryable = EXIT_CODES.filter((e) => e.retry === "yes").map((e) => e.code as number);
+    for (const rule of rules)
+      for (const code of rule.onExitCodes?.values ?? [])
+        expect(retryable, `${code} (${rule.action})`).not.toContain(code);
+    expect(
+      rules.some((r) => r.action === "Ignore" && r.onPodConditions?.[0]?.type === "DisruptionTarget"),
+    ).toBe(true);
   });
 
   it("followers that start first wait for the Job, which runs the migrations once; all exit 0", async () => {
