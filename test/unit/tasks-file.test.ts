@@ -1,8 +1,11 @@
 // The release-tasks file: the issue's four-task example parses to its tasks, and every bad input gives
 // one sentence naming the file and the line, all of them at once.
 
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseTasksFile, type ReleaseTask } from "../../src/core/tasks-file.js";
+import { ROOT } from "../support/cli.js";
 
 const FILE = "release-tasks.yml";
 
@@ -58,6 +61,18 @@ describe("parseTasksFile, good files", () => {
         line: 11,
       },
     ]);
+  });
+
+  it("docs/reference.md shows the same file, and the same problems for the same mistakes", () => {
+    const reference = readFileSync(join(ROOT, "docs/reference.md"), "utf8");
+    const section = reference.slice(reference.indexOf("## Release tasks file"));
+    const shown = /^```yaml\n([\s\S]*?)^```/m.exec(section)?.[1] ?? "";
+    const withoutComments = (text: string) => text.replace(/ *#.*$/gm, "");
+    expect(withoutComments(shown)).toBe(withoutComments(EXAMPLE));
+    expect(tasksOf(shown)).toEqual(tasksOf(EXAMPLE));
+    const shownErrors = (/^```text\n([\s\S]*?)^```/m.exec(section)?.[1] ?? "").trim().split("\n");
+    const broken = shown.replace("scope: app ", "scpoe: app ").replace("name: contract", "name: migrate");
+    expect(errorsOf(broken)).toEqual(shownErrors);
   });
 
   it("reads a list as an argv, defaults the scope to release, and reads a timeout and roles", () => {
