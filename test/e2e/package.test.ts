@@ -17,9 +17,10 @@ const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
   repository: { type: string; url: string };
 };
 
-/** What the package ships besides the built tool: the README and the docs it links to. */
+/** What the package ships besides the built tool: the README, the docs it links to, the tasks file's schema. */
 const DOCS = [
   "package.json",
+  "schema/release-tasks.schema.json",
   "README.md",
   "CHANGELOG.md",
   ...readdirSync(join(ROOT, "docs"))
@@ -103,7 +104,7 @@ describe("the npm package", () => {
   });
 
   it("installs only the tool's own dependencies", () => {
-    expect(Object.keys(pkg.dependencies).sort()).toEqual(["dotenv", "execa", "pg", "yargs", "zod"]);
+    expect(Object.keys(pkg.dependencies).sort()).toEqual(["dotenv", "execa", "pg", "yaml", "yargs", "zod"]);
     const modules = join(app, "node_modules");
     for (const name of Object.keys(pkg.dependencies)) expect(existsSync(join(modules, name))).toBe(true);
     expect(existsSync(join(modules, "node-pg-migrate"))).toBe(false);
