@@ -96,7 +96,7 @@ function describe(node: Node | null | undefined): string {
   return typeof value === "string" ? "a string" : `a ${typeof value}`;
 }
 
-/** A mapping's keys and values; `label` names its owner in the problems. */
+/** A mapping's keys (unique: the YAML parser refuses a repeated key) with their values and lines. */
 function fieldsOf(node: Node, ctx: Context, fallback: number): Map<string, Field> {
   const fields = new Map<string, Field>();
   if (!isMap(node)) return fields;
@@ -142,7 +142,7 @@ function readTasks(top: Node | undefined, ctx: Context): ReleaseTask[] {
   let line = list.line;
   list.value.items.forEach((item, index) => {
     const node = ctx.resolve(item);
-    line = ctx.lineOf(node, line);
+    line = ctx.lineOf(item as Node, line);
     const { name, task } = readTask(node, index, line, ctx);
     if (task !== undefined) tasks.push(task);
     if (name === undefined) return;
@@ -229,10 +229,11 @@ function readRun(field: Field | undefined, line: number, say: Say, ctx: Context)
   if (isSeq(value)) {
     if (value.items.length === 0) say(field.line, `run is an empty list; give it a command as ${RUN_FORMS}`);
     const argv = value.items.map((item, i) => {
-      const text = textOf(ctx.resolve(item));
+      const node = ctx.resolve(item);
+      const text = textOf(node);
       if (text === undefined || text === "") {
-        const what = text === "" ? "an empty string" : describe(item as Node);
-        const source = isScalar(item) && text === undefined ? item.source : undefined;
+        const what = text === "" ? "an empty string" : describe(node);
+        const source = isScalar(node) && text === undefined ? node.source : undefined;
         const hint = source ? ` (quote it, like "${source}")` : "";
         say(
           ctx.lineOf(item as Node, field.line),
@@ -291,7 +292,7 @@ function stringList(field: Field, what: string, example: string, say: Say, ctx: 
   const seen = new Set<string>();
   field.value.items.forEach((item, i) => {
     const node = ctx.resolve(item);
-    const line = ctx.lineOf(node, field.line);
+    const line = ctx.lineOf(item as Node, field.line);
     const text = textOf(node)?.trim();
     if (text === undefined || text === "") say(line, `${what} item ${i + 1} must be a non-empty string`);
     else if (seen.has(text)) say(line, `${what} lists '${text}' twice`);
