@@ -117,18 +117,18 @@ async function withSignals<T>(body: (signal: AbortSignal) => Promise<T>): Promis
 async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const { config, env } = load(argv, reporter, "run");
   return withSignals(async (signal) => {
-    const { runRelease } = await import("./run/runbook.js");
+    const { runReleasePhase } = await import("./run/tasks.js");
     // The command's supervisor is this very program: the binary itself, or node with this script.
     const supervisor = isSea()
       ? { file: process.execPath, args: [] }
       : { file: process.execPath, args: [process.argv[1] ?? ""] };
-    const result = await runRelease({ config, env, cwd: process.cwd(), reporter, signal, supervisor });
+    const result = await runReleasePhase({ config, env, cwd: process.cwd(), reporter, signal, supervisor });
     reporter.debug(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
     return result.exitCode;
   });
 }
 
-/** `wait`: each --task (repeatable; default the one task) waited for in turn, as a follower that runs nothing. */
+/** `wait`: each --task (repeatable; default the tasks file's release tasks, or migrate) in turn, running nothing. */
 async function waitCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const given = [argv.task ?? []].flat().map(String);
   // Each task name is checked as --task checks it; the first load also configures the reporter.
@@ -139,12 +139,8 @@ async function waitCommand(argv: Record<string, unknown>, reporter: Reporter): P
   return withSignals(async (signal) => {
     const { waitForTasks } = await import("./run/wait-gate.js");
     const input = { config, env, cwd: process.cwd(), reporter, signal, supervisor: { file: "", args: [] } };
-    return (
-      await waitForTasks(
-        input,
-        loads.map((l) => l.config.task),
-      )
-    ).exitCode;
+    const tasks = given.length === 0 ? undefined : loads.map((l) => l.config.task);
+    return (await waitForTasks(input, tasks)).exitCode;
   });
 }
 

@@ -42,6 +42,9 @@ export interface Config {
   lockTries: number;
   lockRetryWaitMs: number;
   command: Command | undefined;
+  /** The release tasks file (read when there is no command), and where its name came from ("default" for release-tasks.yml). */
+  tasksFile: string;
+  tasksFileSource: string;
   json: boolean;
   quiet: boolean;
   verbose: boolean;
@@ -75,6 +78,8 @@ export interface ConfigInput {
    * environment, so a value meant for something else never blocks it. All options when absent.
    */
   command?: CommandName;
+  /** Whether a tasks file exists at this path (relative to the working directory); the loader looks. */
+  hasTasksFile?: (path: string) => boolean;
 }
 
 export type ConfigResult =
@@ -250,7 +255,11 @@ function checkRequired(
   s: { role: Role; followerMode: FollowerMode; command: Command | undefined },
 ): void {
   const inspecting = input.purpose === "inspect";
-  if (s.command === undefined && s.role !== "follower" && !inspecting) {
+  const tasksFile = parsed.values.tasksFile as string | undefined;
+  // A tasks file named on purpose stands for the command: if it is missing, the loader says so.
+  const named = parsed.sources.tasksFile !== undefined && parsed.sources.tasksFile !== "default";
+  const hasTasks = tasksFile !== undefined && (named || input.hasTasksFile?.(tasksFile) === true);
+  if (s.command === undefined && s.role !== "follower" && !inspecting && !hasTasks) {
     parsed.errors.push(
       `No command to run as ${s.role}: put it after -- (release-orchestrator run -- npm run migrate) or set RELEASE_COMMAND.`,
     );
@@ -310,6 +319,8 @@ export function parseConfig(input: ConfigInput): ConfigResult {
     lockTries: Number(values.lockRetries),
     lockRetryWaitMs: values.lockRetryWait as number,
     command,
+    tasksFile: values.tasksFile as string,
+    tasksFileSource: sources.tasksFile ?? "default",
     limit: Number(values.limit),
     release: values.release as string | undefined,
     port: Number(values.port),

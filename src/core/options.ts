@@ -143,6 +143,17 @@ export const OPTIONS = [
     schema: pattern("task name", NAME, "1 to 100 letters, digits or . _ : / @ + -"),
   },
   {
+    key: "tasksFile",
+    flag: "tasks-file",
+    env: ["RELEASE_TASKS_FILE"],
+    type: "string",
+    default: "release-tasks.yml",
+    description:
+      "The release tasks file: with no command after -- (and no RELEASE_COMMAND), run runs its tasks in order, each under its scope's ownership; wait waits for its release tasks. Read if it exists; one named here must exist.",
+    schema: z.string().check(z.minLength(1, "tasks file must not be empty")),
+    commands: ["run", "wait"],
+  },
+  {
     key: "databaseUrl",
     flag: "database-url",
     env: ["RELEASE_DATABASE_URL", "DATABASE_URL"],

@@ -1,7 +1,7 @@
 // Loads the config: reads the dotenv file and the process environment around the pure parser
 // (core/config.ts); throws UsageError with every problem at once.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parse as parseDotenv } from "dotenv";
 import { parseConfig, present, type Config, type Environment } from "../core/config.js";
@@ -37,7 +37,8 @@ export function loadConfig(
   command?: CommandName,
 ): { config: Config; warnings: string[]; dotenv: Environment } {
   const dotenv = loadDotenv(flags, env, cwd);
-  const result = parseConfig({ flags, argvCommand, env, dotenv, purpose, command });
+  const hasTasksFile = (path: string) => existsSync(resolve(cwd, path));
+  const result = parseConfig({ flags, argvCommand, env, dotenv, purpose, command, hasTasksFile });
   if (!result.ok) throw new UsageError(result.errors);
   return { config: result.config, warnings: result.warnings, dotenv };
 }

@@ -3,6 +3,7 @@
 // runs no command: for each task in turn it is a waiting follower (runbook.ts), under one deadline.
 
 import type { RunResult } from "../core/endings.js";
+import { readTasksFile } from "../load/tasks.js";
 import { runRelease, type RunInput } from "./runbook.js";
 
 /**
@@ -10,7 +11,12 @@ import { runRelease, type RunInput } from "./runbook.js";
  * a deadline (--wait-timeout, over all the tasks together) 75. A release that has not started yet is
  * waited for.
  */
-export async function waitForTasks(input: RunInput, tasks: readonly string[]): Promise<RunResult> {
+export async function waitForTasks(
+  input: RunInput,
+  named: readonly string[] | undefined,
+): Promise<RunResult> {
+  // None named: the tasks file's release tasks, else the one task (--task, default migrate).
+  const tasks = named ?? releaseTasks(input) ?? [input.config.task];
   const deadline = Date.now() + input.config.waitTimeoutMs;
   let last: RunResult | undefined;
   for (const task of tasks) {
@@ -28,4 +34,10 @@ export async function waitForTasks(input: RunInput, tasks: readonly string[]): P
   }
   if (last === undefined) throw new Error("wait needs at least one task");
   return last;
+}
+
+/** The tasks file's `release`-scope tasks (what every app waits on), if there is a file. */
+function releaseTasks(input: RunInput): string[] | undefined {
+  const tasks = readTasksFile(input.config, input.cwd)?.filter((task) => task.scope === "release");
+  return tasks === undefined || tasks.length === 0 ? undefined : tasks.map((task) => task.name);
 }

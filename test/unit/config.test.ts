@@ -61,6 +61,7 @@ describe("parseConfig", () => {
       "connect-timeout": ["1s", "2s", "3s"],
       "kill-grace": ["1s", "2s", "3s"],
       "lock-wait": ["1s", "off", "3s"],
+      "tasks-file": ["a.yml", "b.yml", "c.yml"],
       "lock-retries": ["2", "3", "4"],
       "lock-retry-wait": ["1s", "2s", "3s"],
       "orphan-sessions": ["terminate", "wait", "terminate"],
