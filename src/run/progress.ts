@@ -3,6 +3,7 @@
 
 import type { AttemptView, WaitReason } from "../core/decide.js";
 import { formatDuration } from "../core/duration.js";
+import type { EventName } from "../core/events.js";
 import { describeStalled } from "../core/ownership.js";
 import { fields, type RunContext } from "./context.js";
 
@@ -101,7 +102,7 @@ function waitNote(
   on: AttemptView,
   until: Exclude<WaitReason, "outcome">,
   orphans: readonly number[],
-): { message: string; event: string } {
+): { message: string; event: EventName } {
   switch (until) {
     case "orphans":
       return {
