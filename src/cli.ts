@@ -4,7 +4,7 @@
 import { isSea } from "node:sea";
 import type { Argv } from "yargs";
 import type { Config, Environment } from "./core/config.js";
-import { loadConfig } from "./load/config.js";
+import { appName, ConfigError, loadConfig } from "./load/config.js";
 import { ReleaseError, UsageError } from "./core/errors.js";
 import { ExitCode, exitCodesHelp } from "./core/exit-codes.js";
 import { ENV_FILE_OPTION, OPTIONS, takes, type CommandName, type OptionSpec } from "./core/options.js";
@@ -67,22 +67,32 @@ interface Loaded {
 /** Shared by every command: the same options, environment, .env, warnings and secrets. */
 function load(argv: Record<string, unknown>, reporter: Reporter, command: CommandName): Loaded {
   const flags = givenFlags(argv);
-  const { config, warnings, dotenv } = loadConfig(
-    flags,
-    commandWords(argv),
-    process.env,
-    process.cwd(),
-    command === "run" ? "run" : "inspect",
-    command,
-  );
+  let loaded: ReturnType<typeof loadConfig>;
+  try {
+    loaded = loadConfig(
+      flags,
+      commandWords(argv),
+      process.env,
+      process.cwd(),
+      command === "run" ? "run" : "inspect",
+      command,
+    );
+  } catch (error) {
+    // Bad options of run still name this app when its own name could be read.
+    if (command === "run" && error instanceof ConfigError && error.app !== undefined)
+      reporter.setApp(error.app);
+    throw error;
+  }
+  const { config, warnings, dotenv } = loaded;
   reporter.configure({ verbose: config.verbose, json: config.json, quiet: config.quiet });
   const password = passwordOf(config.databaseUrl);
   reporter.addSecret(password);
   reporter.addSecret(config.serveToken);
   reporter.addSecret(config.notifyUrl);
   if (command === "run") {
-    // Every --json event of run says who and what: the release joins when it is known.
-    if (config.app !== undefined) reporter.setApp(config.app);
+    // Every line of run names this app from here on (warnings included); every --json event says who
+    // and what: the release joins when it is known.
+    reporter.setApp(appName(config.app));
     reporter.setContext({ role: config.role, task: config.task, release: config.releaseId });
   }
   for (const warning of warnings) reporter.warn(warning);

@@ -2,7 +2,6 @@
 // decide afresh after every step: claim and lead, wait, take over a stale owner, or report an outcome.
 // The rules live in core/decide.ts (pure); the ledger (db/ledger) is the authority on ownership.
 
-import { hostname } from "node:os";
 import type { Config, Environment } from "../core/config.js";
 import { decide } from "../core/decide.js";
 import type { RunResult } from "../core/endings.js";
@@ -11,6 +10,7 @@ import type { Reporter } from "../core/reporter.js";
 import { passwordOf } from "../core/secrets.js";
 import { readState } from "../db/ledger/attempts.js";
 import { ensureLedger } from "../db/ledger/schema.js";
+import { appName } from "../load/config.js";
 import { resolveReleaseId } from "../load/release-id.js";
 import { withClaim } from "./claim.js";
 import { checkCommand, type SupervisorEntry } from "./command.js";
@@ -55,7 +55,7 @@ export async function runRelease(input: RunInput): Promise<RunResult> {
 async function resolve(input: RunInput): Promise<RunContext> {
   const { config, reporter } = input;
   reporter.addSecret(passwordOf(config.databaseUrl));
-  const app = config.app ?? hostname();
+  const app = appName(config.app);
   reporter.setApp(app);
   const release = await resolveReleaseId(config, input.env, input.cwd);
   if (release === undefined) {

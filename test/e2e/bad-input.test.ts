@@ -2,6 +2,7 @@
 // and the fix, no stack trace, nothing run, no ledger row, and never the database password.
 
 import { chmodSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
@@ -381,5 +382,61 @@ describe("bad input", () => {
     expect(run.exitCode).toBe(69);
     expect(run.stderr).toMatch(/debug: DatabaseUnavailableError: .*\n\s+at /);
     expect(run.stderr).not.toContain("pw-xyz");
+  });
+});
+
+describe("every line of run names the app once it is known (docs/operator-guide.md)", () => {
+  const unreachable = { DATABASE_URL: "postgres://u:abc@127.0.0.1:1/db", RELEASE_ID: "v" };
+  const lines = (stderr: string) => stderr.trim().split("\n");
+
+  it("the short-password warning and the error that follows carry --app", async () => {
+    const run = await runCli(["run", "--app", "web-1", "--connect-timeout", "200ms", "--", "true"], {
+      env: unreachable,
+    });
+    expect(run.exitCode).toBe(69);
+    expect(run.stderr).toMatch(/^\[release\] web-1: warning: the database password is short/m);
+    expect(run.stderr).toMatch(/^\[release\] web-1: error: Nothing accepted connections/m);
+    for (const line of lines(run.stderr)) expect(line).toMatch(/^\[release\] web-1: /);
+  });
+
+  it("without --app, the host name is the app from the first line on", async () => {
+    const run = await runCli(["run", "--connect-timeout", "200ms", "--", "true"], { env: unreachable });
+    expect(run.exitCode).toBe(69);
+    expect(run.stderr).toMatch(/warning: the database password is short/);
+    for (const line of lines(run.stderr))
+      expect(line.startsWith(`[release] ${hostname()}: `), line).toBe(true);
+  });
+
+  it("bad options carry the app too (its own option could be read), also as --json events", async () => {
+    const run = await runCli(["run", "--wait-timeout", "soon", "--", "true"], {
+      env: { ...unreachable, HEROKU_APP_NAME: "shop-staging" },
+    });
+    expect(run.exitCode).toBe(64);
+    expect(run.stderr).toMatch(/^\[release\] shop-staging: error: wait timeout "soon"/m);
+    const json = await runCli(["run", "--json", "--wait-timeout", "soon", "--", "true"], {
+      env: { ...unreachable, HEROKU_APP_NAME: "shop-staging" },
+    });
+    expect(json.exitCode).toBe(64);
+    const event = JSON.parse(lines(json.stderr)[0] ?? "") as Record<string, unknown>;
+    expect(event).toMatchObject({ event: "error", app: "shop-staging", exitCode: 64 });
+  });
+
+  it("a command line that cannot be parsed comes before the app is known", async () => {
+    const run = await runCli(["run", "--app", "web-1", "--no-such-flag", "--", "true"], { env: unreachable });
+    expect(run.exitCode).toBe(64);
+    expect(lines(run.stderr)).toEqual([expect.stringMatching(/^\[release\] error: Unknown argument/)]);
+    const dotenv = await runCli(["run", "--app", "web-1", "--dotenv", "/nonexistent/.env", "--", "true"], {
+      env: unreachable,
+    });
+    expect(dotenv.exitCode).toBe(64);
+    expect(lines(dotenv.stderr)).toEqual([
+      expect.stringMatching(/^\[release\] error: Cannot read the env file/),
+    ]);
+  });
+
+  it("the operator commands are no app's release: their lines carry none", async () => {
+    const run = await runCli(["status", "--app", "web-1"], { env: { HEROKU_APP_NAME: "shop" } });
+    expect(run.exitCode).toBe(64);
+    expect(lines(run.stderr)).toEqual([expect.stringMatching(/^\[release\] error: No database configured/)]);
   });
 });
