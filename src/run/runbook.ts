@@ -7,6 +7,7 @@ import { decide } from "../core/decide.js";
 import type { RunResult } from "../core/endings.js";
 import { UsageError } from "../core/errors.js";
 import type { Reporter } from "../core/reporter.js";
+import { unversionedWarning } from "../core/release-id.js";
 import { passwordOf } from "../core/secrets.js";
 import { readState } from "../db/ledger/attempts.js";
 import { ensureLedger } from "../db/ledger/schema.js";
@@ -64,9 +65,7 @@ async function resolve(input: RunInput): Promise<RunContext> {
         "A waiting follower needs a release id to know which attempt to wait for: set RELEASE_ID, stamp a .release-id file at build time, pass --fingerprint db/migrate, or use --follower-mode skip.",
       );
     }
-    reporter.warn(
-      "No release id found (RELEASE_ID, a .release-id file, HEROKU_SLUG_COMMIT, SOURCE_VERSION, CI commit variables, git, --fingerprint): this run is unversioned, so every process runs the command in turn. Set RELEASE_ID or pass --fingerprint db/migrate to run it once per release.",
-    );
+    reporter.warn(unversionedWarning(input.env));
   } else {
     reporter.debug(`release id ${release.id} from ${release.source}`);
   }

@@ -234,7 +234,14 @@ const cases: Case[] = [
     args: ["run", "--release-id", "a b", ...touch],
     env: withDb,
     code: 64,
-    message: /release id must be 1 to 200 printable characters without spaces/,
+    message: /release id must be 1 to 200 printable ASCII characters without spaces/,
+  },
+  {
+    name: "release id with a non-ASCII letter (the rule is ASCII)",
+    args: ["run", "--release-id", "é1", ...touch],
+    env: withDb,
+    code: 64,
+    message: /release id must be 1 to 200 printable ASCII characters without spaces \(from --release-id\)/,
   },
   {
     name: "task name with a space",
@@ -438,5 +445,25 @@ describe("every line of run names the app once it is known (docs/operator-guide.
     const run = await runCli(["status", "--app", "web-1"], { env: { HEROKU_APP_NAME: "shop" } });
     expect(run.exitCode).toBe(64);
     expect(lines(run.stderr)).toEqual([expect.stringMatching(/^\[release\] error: No database configured/)]);
+  });
+});
+
+describe("release id edges, through the built CLI (docs/how-it-works.md)", () => {
+  it("RELEASE_ID= counts as unset: the run is unversioned, runs the command, and the warning names it", async () => {
+    const run = await runCli(
+      ["run", "--schema", "edge_ledger", "--app", "web-1", "--", "sh", "-c", "echo RAN"],
+      {
+        env: { DATABASE_URL: db().url, RELEASE_ID: "" },
+      },
+    );
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toContain("RAN");
+    expect(run.stderr).toMatch(
+      /^\[release\] web-1: warning: No release id found .* this run is unversioned, .* RELEASE_ID is set but empty, which counts as unset\./m,
+    );
+    const rows = await db().query<{ release_id: string | null }>(
+      "SELECT release_id FROM edge_ledger.attempts",
+    );
+    expect(rows).toEqual([{ release_id: null }]);
   });
 });
