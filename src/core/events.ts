@@ -14,7 +14,8 @@ export const EVENTS = {
   timeout: "Waiting ran past --wait-timeout (75).",
   interrupted: "SIGINT or SIGTERM ended the run (130 or 143).",
   takeover: "The attempt of a leader that is gone was recorded as abandoned; this process takes over.",
-  "stale-owner": "The owner's lock session is gone; waiting for its lease to expire before taking over.",
+  "stale-owner":
+    "The owner's lock session is gone; waiting for its lease to expire (then for its command's sessions) before taking over.",
   "orphan-sessions":
     "The owner's lease expired but its command's sessions are still connected; waiting for them.",
   "orphan-sessions-ended":

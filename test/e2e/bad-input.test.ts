@@ -467,3 +467,16 @@ describe("release id edges, through the built CLI (docs/how-it-works.md)", () =>
     expect(rows).toEqual([{ release_id: null }]);
   });
 });
+
+describe("doctor --connect-timeout 2s against nothing", () => {
+  it("tries for the whole timeout and says so (it said 'tried for 1 s')", async () => {
+    const run = await runCli(["doctor", "--connect-timeout", "2s"], {
+      env: { DATABASE_URL: "postgres://u:pw-long-enough-123@127.0.0.1:1/db", RELEASE_ID: "v" },
+    });
+    expect(run.exitCode, run.stdout + run.stderr).toBe(78);
+    const tried = /Nothing accepted connections at 127\.0\.0\.1:1 \(tried for (\d+) s\)/.exec(run.stdout);
+    expect(tried, run.stdout).not.toBeNull();
+    // The last try is made when the 2 s are spent, never skipped before them.
+    expect(Number(tried?.[1])).toBeGreaterThanOrEqual(2);
+  });
+});
