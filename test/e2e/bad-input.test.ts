@@ -407,8 +407,13 @@ describe("every line of run names the app once it is known (docs/operator-guide.
   });
 
   it("without --app, the host name is the app from the first line on", async () => {
-    const run = await runCli(["run", "--connect-timeout", "200ms", "--", "true"], { env: unreachable });
+    const run = await runCli(["run", "--role", "leader", "--connect-timeout", "200ms", "--", "true"], {
+      env: { ...unreachable, RUN_MIGRATIONS: "false" },
+    });
     expect(run.exitCode).toBe(69);
+    expect(run.stderr).toMatch(
+      /warning: --role says leader but RUN_MIGRATIONS=false says follower; the flag wins/,
+    );
     expect(run.stderr).toMatch(/warning: the database password is short/);
     for (const line of lines(run.stderr))
       expect(line.startsWith(`[release] ${hostname()}: `), line).toBe(true);
