@@ -237,6 +237,13 @@ const cases: Case[] = [
     message: /release id must be 1 to 200 printable ASCII characters without spaces/,
   },
   {
+    name: "an empty --release-id (an empty RELEASE_ID counts as unset; the flag is an error)",
+    args: ["run", "--release-id", "", ...touch],
+    env: withDb,
+    code: 64,
+    message: /release id must be 1 to 200 printable ASCII characters without spaces \(from --release-id\)/,
+  },
+  {
     name: "release id with a non-ASCII letter (the rule is ASCII)",
     args: ["run", "--release-id", "é1", ...touch],
     env: withDb,
