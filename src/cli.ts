@@ -4,12 +4,13 @@
 import { isSea } from "node:sea";
 import type { Argv } from "yargs";
 import type { Config, Environment } from "./core/config.js";
-import { loadConfig } from "./load/config.js";
+import { appName, ConfigError, loadConfig } from "./load/config.js";
 import { ReleaseError, UsageError } from "./core/errors.js";
 import { ExitCode, exitCodesHelp } from "./core/exit-codes.js";
 import { ENV_FILE_OPTION, OPTIONS, takes, type CommandName, type OptionSpec } from "./core/options.js";
 import { createReporter, type Reporter } from "./core/reporter.js";
 import { joinNegativeValues, parseRunFast } from "./cli/run-args.js";
+import { withSignals } from "./cli/signals.js";
 import { supervise, SUPERVISE_ENV } from "./run/supervisor.js";
 import { isDistinctive, passwordOf, WEAK_PASSWORD } from "./core/secrets.js";
 
@@ -67,14 +68,23 @@ interface Loaded {
 /** Shared by every command: the same options, environment, .env, warnings and secrets. */
 function load(argv: Record<string, unknown>, reporter: Reporter, command: CommandName): Loaded {
   const flags = givenFlags(argv);
-  const { config, warnings, dotenv } = loadConfig(
-    flags,
-    commandWords(argv),
-    process.env,
-    process.cwd(),
-    command === "run" ? "run" : "inspect",
-    command,
-  );
+  let loaded: ReturnType<typeof loadConfig>;
+  try {
+    loaded = loadConfig(
+      flags,
+      commandWords(argv),
+      process.env,
+      process.cwd(),
+      command === "run" ? "run" : "inspect",
+      command,
+    );
+  } catch (error) {
+    // Bad options of run still name this app when its own name could be read.
+    if (command === "run" && error instanceof ConfigError && error.app !== undefined)
+      reporter.setApp(error.app);
+    throw error;
+  }
+  const { config, warnings, dotenv } = loaded;
   reporter.configure({ verbose: config.verbose, json: config.json, quiet: config.quiet });
   if (command === "wait" && commandWords(argv).length > 0)
     throw new UsageError(
@@ -85,8 +95,9 @@ function load(argv: Record<string, unknown>, reporter: Reporter, command: Comman
   reporter.addSecret(config.serveToken);
   reporter.addSecret(config.notifyUrl);
   if (command === "run" || command === "wait") {
-    // Every --json event of run says who and what: the release joins when it is known.
-    if (config.app !== undefined) reporter.setApp(config.app);
+    // Every line of run and wait names this app from here on (warnings included); every --json event
+    // says who and what: the release joins when it is known.
+    reporter.setApp(appName(config.app));
     reporter.setContext({ role: config.role, task: config.task, release: config.releaseId });
   }
   for (const warning of warnings) reporter.warn(warning);
@@ -96,22 +107,6 @@ function load(argv: Record<string, unknown>, reporter: Reporter, command: Comman
     });
   }
   return { config, env: { ...dotenv, ...process.env }, flags };
-}
-
-/** Runs `body` with SIGINT/SIGTERM turned into an abort signal (forwarded to the command by `run`). */
-async function withSignals<T>(body: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (!controller.signal.aborted) controller.abort(signal);
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  try {
-    return await body(controller.signal);
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  }
 }
 
 async function runCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {

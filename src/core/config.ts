@@ -83,7 +83,17 @@ export interface ConfigInput {
 }
 
 export type ConfigResult =
-  { ok: true; config: Config; warnings: string[] } | { ok: false; errors: string[]; warnings: string[] };
+  | { ok: true; config: Config; warnings: string[] }
+  | {
+      ok: false;
+      errors: string[];
+      warnings: string[];
+      /**
+       * This app's name when its own option could be read although others could not: `{ name }`
+       * (undefined when none was given: the host name applies); undefined when the name itself is bad.
+       */
+      app?: { name: string | undefined } | undefined;
+    };
 
 interface Found {
   value: unknown;
@@ -186,11 +196,13 @@ interface Parsed {
   sources: Record<string, string>;
   errors: string[];
   warnings: string[];
+  /** The keys whose value was given but did not pass its schema. */
+  invalid: string[];
 }
 
 /** Every option of the list, by precedence, through its schema. */
 function parseOptions(input: ConfigInput): Parsed {
-  const parsed: Parsed = { values: {}, sources: {}, errors: [], warnings: [] };
+  const parsed: Parsed = { values: {}, sources: {}, errors: [], warnings: [], invalid: [] };
   for (const spec of OPTIONS as readonly OptionSpec[]) {
     const used = input.command === undefined || takes(input.command, spec);
     const found = used
@@ -203,6 +215,7 @@ function parseOptions(input: ConfigInput): Parsed {
     if (!result.success) {
       const where = found.source === "default" ? "the default" : found.source;
       for (const issue of result.error.issues) parsed.errors.push(`${issue.message} (from ${where}).`);
+      parsed.invalid.push(spec.key);
       continue;
     }
     parsed.values[spec.key] = result.data;
@@ -295,7 +308,10 @@ export function parseConfig(input: ConfigInput): ConfigResult {
   const command = resolveCommand(input, parsed);
   const followerMode = (values.followerMode as FollowerMode | undefined) ?? "wait";
   checkRequired(input, parsed, { role, followerMode, command });
-  if (errors.length > 0) return { ok: false, errors, warnings };
+  if (errors.length > 0) {
+    const app = parsed.invalid.includes("app") ? undefined : { name: values.app as string | undefined };
+    return { ok: false, errors, warnings, app };
+  }
   const config: Config = {
     role,
     roleSource,

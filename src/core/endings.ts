@@ -3,6 +3,7 @@
 // The exit code and the ledger always agree: the command's own exit decides.
 
 import { formatDuration } from "./duration.js";
+import type { EventName } from "./events.js";
 import { ExitCode } from "./exit-codes.js";
 import type { AttemptStatus } from "./records.js";
 
@@ -88,7 +89,7 @@ export interface LeadEnding {
   exitCode: number;
   level: "info" | "error";
   message: string;
-  event: string;
+  event: EventName;
   fields: Record<string, unknown>;
   /** The status the notification reports (a lead that could not record its outcome reports "lost"). */
   notifyStatus: RecordedStatus;

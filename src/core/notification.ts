@@ -3,6 +3,7 @@
 
 import { formatDuration } from "./duration.js";
 import { describeTry, type LockTry } from "./lock-guard.js";
+import { ABANDONED_BECAUSE } from "./ownership.js";
 import { shortReleaseId } from "./release-id.js";
 
 /** How an attempt ended, or "timeout" when a follower gave up waiting. */
@@ -92,7 +93,7 @@ function describeEnd(event: NotifyEvent): string {
     case "interrupted":
       return `was interrupted after ${after} (${code})`;
     case "abandoned":
-      return `was ABANDONED: its leader's lock session is gone (after ${after})`;
+      return `was ABANDONED: ${ABANDONED_BECAUSE} (after ${after})`;
     case "timeout":
       return `TIMED OUT after waiting ${after} (exit ${event.exitCode ?? 75})`;
   }

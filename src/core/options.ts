@@ -98,7 +98,7 @@ export const OPTIONS = [
     type: "string",
     defaultText:
       "the release id file, HEROKU_SLUG_COMMIT, HEROKU_BUILD_COMMIT, SOURCE_VERSION, CI commit variables, git rev-parse HEAD, --fingerprint",
-    description: "What is being released: the same on every app that ships the same code.",
+    description: `What is being released: the same on every app that ships the same code; ${RELEASE_ID_RULE} (so \`é1\` is refused). Set but empty (\`RELEASE_ID=\`) counts as unset, and the unversioned warning says so.`,
     schema: pattern("release id", RELEASE_ID_PATTERN, RELEASE_ID_RULE),
   },
   {

@@ -5,6 +5,13 @@
 import { formatDuration } from "./duration.js";
 
 /** How often the leader renews its lease, and how long one renewal may take. */
+/**
+ * Why an attempt was recorded abandoned: what the takeover's one statement checked (its lease expired,
+ * its lock no longer held, none of its command's sessions connected). The taker's line and the
+ * abandoned notification both say it, in these words.
+ */
+export const ABANDONED_BECAUSE = "its lease expired with no session of its leader or its command left";
+
 export const RENEW_EVERY_MS = 1000;
 export const RENEW_TIMEOUT_MS = 1500;
 /** Time between the command's forced end and the lease's end, by the leader's clock. */

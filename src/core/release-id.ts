@@ -28,9 +28,13 @@ export interface ReleaseId {
   source: string;
 }
 
-/** What a release id may be, wherever it comes from: the one copy of the rule. */
+/**
+ * What a release id may be, wherever it comes from: the one copy of the rule. ASCII only: an id is
+ * compared byte for byte across apps, builds and shells, and "é" has two Unicode spellings (NFC, NFD)
+ * that look alike and differ; commit hashes, tags and build numbers are ASCII anyway.
+ */
 export const RELEASE_ID_PATTERN = /^[\x21-\x7e]{1,200}$/;
-export const RELEASE_ID_RULE = "1 to 200 printable characters without spaces";
+export const RELEASE_ID_RULE = "1 to 200 printable ASCII characters without spaces";
 
 /** A full commit hash: SHA-1 (40 hex digits) or SHA-256 (64), as `git rev-parse HEAD` prints it. */
 export const COMMIT_HASH = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/i;
@@ -54,8 +58,30 @@ export function releaseIdFromVariable(name: string, value: string | undefined): 
   if (trimmed === undefined || trimmed === "") return undefined;
   if (isReleaseId(trimmed)) return trimmed;
   const length = [...trimmed].length;
-  const why = length > 200 ? `it has ${length} characters` : "it contains spaces or non-printable characters";
+  const other = [...trimmed].find((c) => (c.codePointAt(0) ?? 0) > 0x7f);
+  const why =
+    length > 200
+      ? `it has ${length} characters`
+      : other !== undefined && /^\P{C}$/u.test(other)
+        ? `it contains the non-ASCII character "${other}"`
+        : "it contains spaces or non-printable characters";
   throw new UsageError(
     `${name} is set but is not a release id (${why}; a release id is ${RELEASE_ID_RULE}); fix or unset ${name}, or set RELEASE_ID.`,
   );
+}
+
+/** The variables that name a release id in the environment, in the order they are tried. */
+export const RELEASE_ID_VARS = ["RELEASE_ID", ...COMMIT_ENV_VARS] as const;
+
+/**
+ * The warning of an unversioned run. A variable set but empty (`RELEASE_ID=`) counts as unset, as
+ * a blank one does; the warning names it, since that is most often a variable that lost its value.
+ */
+export function unversionedWarning(env: Readonly<Record<string, string | undefined>>): string {
+  const empty = RELEASE_ID_VARS.filter((name) => env[name] !== undefined && env[name].trim() === "");
+  const named =
+    empty.length === 0
+      ? ""
+      : ` ${empty.join(", ")} ${empty.length === 1 ? "is" : "are"} set but empty, which counts as unset.`;
+  return `No release id found (RELEASE_ID, a .release-id file, HEROKU_SLUG_COMMIT, SOURCE_VERSION, CI commit variables, git, --fingerprint): this run is unversioned, so every process runs the command in turn.${named} Set RELEASE_ID or pass --fingerprint db/migrate to run it once per release.`;
 }

@@ -2,12 +2,13 @@
 // "[release] <app>:", scrubbed of secrets; or, with --json, one JSON event per line for log drains.
 // The command's own output never passes through here. A closed stderr (EPIPE) is not an error.
 
+import type { EventName } from "./events.js";
 import { createScrubber } from "./secrets.js";
 
 export type Level = "info" | "warn" | "error" | "debug";
 
-/** Structured fields of a message: `event` names it for --json consumers ("waiting", "ran", ...). */
-export type Fields = { event?: string } & Record<string, unknown>;
+/** Structured fields of a message: `event` names it for --json consumers, one of EVENTS (src/core/events.ts). */
+export type Fields = { event?: EventName } & Record<string, unknown>;
 
 export interface Reporter {
   info(message: string, fields?: Fields): void;
@@ -67,7 +68,7 @@ export function formatLine(
   if (s.json) {
     // Every line is an event: a message without a name of its own is named by its level.
     const { event, ...rest } = fields ?? {};
-    const name = event ?? (level === "warn" ? "warning" : level === "info" ? "message" : level);
+    const name: EventName = event ?? (level === "warn" ? "warning" : level === "info" ? "message" : level);
     const record = {
       time: s.time.toISOString(),
       level,

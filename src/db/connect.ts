@@ -211,6 +211,16 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener("abort", done, { once: true });
   });
 
+/**
+ * How long to wait before the next connection try, or undefined to give up. A wait never runs past the
+ * budget, and the last try is made when the budget ends: giving up as soon as the next wait would
+ * cross it made `doctor --connect-timeout 2s` stop after 1 s and say "tried for 1 s".
+ */
+export function nextTryIn(elapsedMs: number, delayMs: number, budgetMs: number): number | undefined {
+  if (elapsedMs >= budgetMs) return undefined;
+  return Math.min(delayMs, budgetMs - elapsedMs);
+}
+
 /** Opens a dedicated client, retrying with exponential backoff and full jitter within `timeoutMs`. */
 export async function connect(options: ConnectOptions): Promise<pg.Client> {
   const started = Date.now();
@@ -241,7 +251,8 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
       const delay = Math.random() * Math.min(5000, 200 * 2 ** Math.min(attempt, 10));
       const busyBudget = Math.max(options.timeoutMs, options.busyTimeoutMs ?? 0);
       const budget = isServerBusy(error) ? busyBudget : options.timeoutMs;
-      if (!isRetryableConnectError(error) || elapsed + delay >= budget || options.signal?.aborted) {
+      const wait = nextTryIn(elapsed, delay, budget);
+      if (!isRetryableConnectError(error) || wait === undefined || options.signal?.aborted) {
         const bound =
           options.busyTimeoutOption ??
           (busyBudget > options.timeoutMs ? "--wait-timeout" : "--connect-timeout");
@@ -252,8 +263,8 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
           },
         );
       }
-      options.onRetry?.(error, attempt, delay);
-      await sleep(delay, options.signal);
+      options.onRetry?.(error, attempt, wait);
+      await sleep(wait, options.signal);
     }
   }
 }

@@ -2,6 +2,7 @@
 // (core/config.ts); throws UsageError with every problem at once.
 
 import { existsSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { parse as parseDotenv } from "dotenv";
 import { parseConfig, present, type Config, type Environment } from "../core/config.js";
@@ -27,7 +28,25 @@ export function loadDotenv(
   return parseDotenv(text);
 }
 
-/** Loads the config from flags, the process environment and .env; throws UsageError with every problem. */
+/** This app's name: --app (RELEASE_APP_NAME, HEROKU_APP_NAME, APP_NAME), else the host name. */
+export function appName(app: string | undefined): string {
+  return app ?? hostname();
+}
+
+/**
+ * The options could not be read; `app` is this app's name all the same when its own option could be
+ * (so that the errors carry it), undefined when that name was the bad value.
+ */
+export class ConfigError extends UsageError {
+  constructor(
+    problems: readonly string[],
+    readonly app: string | undefined,
+  ) {
+    super(problems);
+  }
+}
+
+/** Loads the config from flags, the process environment and .env; throws ConfigError with every problem. */
 export function loadConfig(
   flags: Readonly<Record<string, unknown>>,
   argvCommand: readonly string[],
@@ -39,6 +58,7 @@ export function loadConfig(
   const dotenv = loadDotenv(flags, env, cwd);
   const hasTasksFile = (path: string) => existsSync(resolve(cwd, path));
   const result = parseConfig({ flags, argvCommand, env, dotenv, purpose, command, hasTasksFile });
-  if (!result.ok) throw new UsageError(result.errors);
+  if (!result.ok)
+    throw new ConfigError(result.errors, result.app === undefined ? undefined : appName(result.app.name));
   return { config: result.config, warnings: result.warnings, dotenv };
 }

@@ -3,6 +3,7 @@
 import { hostname } from "node:os";
 import type { Config, Environment } from "../core/config.js";
 import type { RunOutcome, RunResult } from "../core/endings.js";
+import type { EventName } from "../core/events.js";
 import { deriveLockKey, type LockKey } from "../core/lock-key.js";
 import { shortReleaseId, type ReleaseId } from "../core/release-id.js";
 import type { Reporter } from "../core/reporter.js";
@@ -75,7 +76,7 @@ export function result(
 /** Fields of a --json event: what happened, to which release and attempt. */
 export function fields(
   ctx: RunContext,
-  event: string,
+  event: EventName,
   attemptId: number | undefined,
   extra: Record<string, unknown> = {},
 ) {

@@ -3,6 +3,7 @@
 
 import type { AttemptView, WaitReason } from "../core/decide.js";
 import { formatDuration } from "../core/duration.js";
+import type { EventName } from "../core/events.js";
 import { describeStalled } from "../core/ownership.js";
 import { fields, type RunContext } from "./context.js";
 
@@ -95,13 +96,17 @@ export class Progress {
   }
 }
 
-/** Why a takeover (or a follower) has to wait, in one sentence, and the --json event that names it. */
-function waitNote(
+/**
+ * Why a takeover (or a follower) has to wait, in one sentence, and the --json event that names it.
+ * A leader whose session is gone may leave its command's sessions behind (its supervisor killed with
+ * it, a statement the server has not yet noticed is orphaned): the lease is not the last wait.
+ */
+export function waitNote(
   who: string,
   on: AttemptView,
   until: Exclude<WaitReason, "outcome">,
   orphans: readonly number[],
-): { message: string; event: string } {
+): { message: string; event: EventName } {
   switch (until) {
     case "orphans":
       return {
@@ -115,7 +120,7 @@ function waitNote(
       };
     case "lease":
       return {
-        message: `${who}: its leader's session is gone; waiting ${formatDuration(Math.max(0, on.lease?.leftMs ?? 0))} for its lease to expire (its command is stopped by then) before taking over.`,
+        message: `${who}: its leader's session is gone; waiting ${formatDuration(Math.max(0, on.lease?.leftMs ?? 0))} for its lease to expire, then for any session its command still has connected to end, before taking over.`,
         event: "stale-owner",
       };
   }

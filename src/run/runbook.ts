@@ -2,15 +2,16 @@
 // decide afresh after every step: claim and lead, wait, take over a stale owner, or report an outcome.
 // The rules live in core/decide.ts (pure); the ledger (db/ledger) is the authority on ownership.
 
-import { hostname } from "node:os";
 import type { Config, Environment } from "../core/config.js";
 import { decide } from "../core/decide.js";
 import type { RunResult } from "../core/endings.js";
 import { UsageError } from "../core/errors.js";
 import type { Reporter } from "../core/reporter.js";
+import { unversionedWarning } from "../core/release-id.js";
 import { passwordOf } from "../core/secrets.js";
 import { readState } from "../db/ledger/attempts.js";
 import { ensureLedger } from "../db/ledger/schema.js";
+import { appName } from "../load/config.js";
 import { resolveReleaseId } from "../load/release-id.js";
 import { withClaim } from "./claim.js";
 import { checkCommand, type SupervisorEntry } from "./command.js";
@@ -55,7 +56,7 @@ export async function runRelease(input: RunInput): Promise<RunResult> {
 async function resolve(input: RunInput): Promise<RunContext> {
   const { config, reporter } = input;
   reporter.addSecret(passwordOf(config.databaseUrl));
-  const app = config.app ?? hostname();
+  const app = appName(config.app);
   reporter.setApp(app);
   const release = await resolveReleaseId(config, input.env, input.cwd);
   if (release === undefined) {
@@ -64,9 +65,7 @@ async function resolve(input: RunInput): Promise<RunContext> {
         "A waiting follower needs a release id to know which attempt to wait for: set RELEASE_ID, stamp a .release-id file at build time, pass --fingerprint db/migrate, or use --follower-mode skip.",
       );
     }
-    reporter.warn(
-      "No release id found (RELEASE_ID, a .release-id file, HEROKU_SLUG_COMMIT, SOURCE_VERSION, CI commit variables, git, --fingerprint): this run is unversioned, so every process runs the command in turn. Set RELEASE_ID or pass --fingerprint db/migrate to run it once per release.",
-    );
+    reporter.warn(unversionedWarning(input.env));
   } else {
     reporter.debug(`release id ${release.id} from ${release.source}`);
   }

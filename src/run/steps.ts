@@ -4,6 +4,7 @@
 import type pg from "pg";
 import { planWait, type AttemptView, type Decision } from "../core/decide.js";
 import { attemptFinished } from "../core/notification.js";
+import { ABANDONED_BECAUSE } from "../core/ownership.js";
 import { abandon } from "../db/ledger/attempts.js";
 import { WAITER_BEAT_MS } from "../db/ledger/sql.js";
 import { beatWaiting, startWaiting } from "../db/ledger/waiters.js";
@@ -18,7 +19,7 @@ export async function takeOver(ctx: RunContext, link: Link, attempt: AttemptView
   const taken = await link.step((client) => abandon(client, ctx.ledger, attempt.id));
   if (!taken) return; // renewed, finished or taken by someone else meanwhile: read and decide again
   ctx.reporter.warn(
-    `taking over: ${describeAttempt(ctx, attempt)} on ${attempt.host} lost its owner (lease expired); recorded as abandoned.`,
+    `taking over: ${describeAttempt(ctx, attempt)} on ${attempt.host}: ${ABANDONED_BECAUSE}; recorded as abandoned.`,
     fields(ctx, "takeover", attempt.id),
   );
   const ended = { ...attempt, task: ctx.config.task };

@@ -2,6 +2,7 @@
 // and the fix, no stack trace, nothing run, no ledger row, and never the database password.
 
 import { chmodSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { useTestDatabase } from "../harness/database.js";
@@ -233,7 +234,21 @@ const cases: Case[] = [
     args: ["run", "--release-id", "a b", ...touch],
     env: withDb,
     code: 64,
-    message: /release id must be 1 to 200 printable characters without spaces/,
+    message: /release id must be 1 to 200 printable ASCII characters without spaces/,
+  },
+  {
+    name: "an empty --release-id (an empty RELEASE_ID counts as unset; the flag is an error)",
+    args: ["run", "--release-id", "", ...touch],
+    env: withDb,
+    code: 64,
+    message: /release id must be 1 to 200 printable ASCII characters without spaces \(from --release-id\)/,
+  },
+  {
+    name: "release id with a non-ASCII letter (the rule is ASCII)",
+    args: ["run", "--release-id", "é1", ...touch],
+    env: withDb,
+    code: 64,
+    message: /release id must be 1 to 200 printable ASCII characters without spaces \(from --release-id\)/,
   },
   {
     name: "task name with a space",
@@ -381,5 +396,99 @@ describe("bad input", () => {
     expect(run.exitCode).toBe(69);
     expect(run.stderr).toMatch(/debug: DatabaseUnavailableError: .*\n\s+at /);
     expect(run.stderr).not.toContain("pw-xyz");
+  });
+});
+
+describe("every line of run names the app once it is known (docs/operator-guide.md)", () => {
+  const unreachable = { DATABASE_URL: "postgres://u:abc@127.0.0.1:1/db", RELEASE_ID: "v" };
+  const lines = (stderr: string) => stderr.trim().split("\n");
+
+  it("the short-password warning and the error that follows carry --app", async () => {
+    const run = await runCli(["run", "--app", "web-1", "--connect-timeout", "200ms", "--", "true"], {
+      env: unreachable,
+    });
+    expect(run.exitCode).toBe(69);
+    expect(run.stderr).toMatch(/^\[release\] web-1: warning: the database password is short/m);
+    expect(run.stderr).toMatch(/^\[release\] web-1: error: Nothing accepted connections/m);
+    for (const line of lines(run.stderr)) expect(line).toMatch(/^\[release\] web-1: /);
+  });
+
+  it("without --app, the host name is the app from the first line on", async () => {
+    const run = await runCli(["run", "--role", "leader", "--connect-timeout", "200ms", "--", "true"], {
+      env: { ...unreachable, RUN_MIGRATIONS: "false" },
+    });
+    expect(run.exitCode).toBe(69);
+    expect(run.stderr).toMatch(
+      /warning: --role says leader but RUN_MIGRATIONS=false says follower; the flag wins/,
+    );
+    expect(run.stderr).toMatch(/warning: the database password is short/);
+    for (const line of lines(run.stderr))
+      expect(line.startsWith(`[release] ${hostname()}: `), line).toBe(true);
+  });
+
+  it("bad options carry the app too (its own option could be read), also as --json events", async () => {
+    const run = await runCli(["run", "--wait-timeout", "soon", "--", "true"], {
+      env: { ...unreachable, HEROKU_APP_NAME: "shop-staging" },
+    });
+    expect(run.exitCode).toBe(64);
+    expect(run.stderr).toMatch(/^\[release\] shop-staging: error: wait timeout "soon"/m);
+    const json = await runCli(["run", "--json", "--wait-timeout", "soon", "--", "true"], {
+      env: { ...unreachable, HEROKU_APP_NAME: "shop-staging" },
+    });
+    expect(json.exitCode).toBe(64);
+    const event = JSON.parse(lines(json.stderr)[0] ?? "") as Record<string, unknown>;
+    expect(event).toMatchObject({ event: "error", app: "shop-staging", exitCode: 64 });
+  });
+
+  it("a command line that cannot be parsed comes before the app is known", async () => {
+    const run = await runCli(["run", "--app", "web-1", "--no-such-flag", "--", "true"], { env: unreachable });
+    expect(run.exitCode).toBe(64);
+    expect(lines(run.stderr)).toEqual([expect.stringMatching(/^\[release\] error: Unknown argument/)]);
+    const dotenv = await runCli(["run", "--app", "web-1", "--dotenv", "/nonexistent/.env", "--", "true"], {
+      env: unreachable,
+    });
+    expect(dotenv.exitCode).toBe(64);
+    expect(lines(dotenv.stderr)).toEqual([
+      expect.stringMatching(/^\[release\] error: Cannot read the env file/),
+    ]);
+  });
+
+  it("the operator commands are no app's release: their lines carry none", async () => {
+    const run = await runCli(["status", "--app", "web-1"], { env: { HEROKU_APP_NAME: "shop" } });
+    expect(run.exitCode).toBe(64);
+    expect(lines(run.stderr)).toEqual([expect.stringMatching(/^\[release\] error: No database configured/)]);
+  });
+});
+
+describe("release id edges, through the built CLI (docs/how-it-works.md)", () => {
+  it("RELEASE_ID= counts as unset: the run is unversioned, runs the command, and the warning names it", async () => {
+    const run = await runCli(
+      ["run", "--schema", "edge_ledger", "--app", "web-1", "--", "sh", "-c", "echo RAN"],
+      {
+        env: { DATABASE_URL: db().url, RELEASE_ID: "" },
+      },
+    );
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toContain("RAN");
+    expect(run.stderr).toMatch(
+      /^\[release\] web-1: warning: No release id found .* this run is unversioned, .* RELEASE_ID is set but empty, which counts as unset\./m,
+    );
+    const rows = await db().query<{ release_id: string | null }>(
+      "SELECT release_id FROM edge_ledger.attempts",
+    );
+    expect(rows).toEqual([{ release_id: null }]);
+  });
+});
+
+describe("doctor --connect-timeout 2s against nothing", () => {
+  it("tries for the whole timeout and says so (it said 'tried for 1 s')", async () => {
+    const run = await runCli(["doctor", "--connect-timeout", "2s"], {
+      env: { DATABASE_URL: "postgres://u:pw-long-enough-123@127.0.0.1:1/db", RELEASE_ID: "v" },
+    });
+    expect(run.exitCode, run.stdout + run.stderr).toBe(78);
+    const tried = /Nothing accepted connections at 127\.0\.0\.1:1 \(tried for (\d+) s\)/.exec(run.stdout);
+    expect(tried, run.stdout).not.toBeNull();
+    // The last try is made when the 2 s are spent, never skipped before them.
+    expect(Number(tried?.[1])).toBeGreaterThanOrEqual(2);
   });
 });

@@ -117,8 +117,12 @@ describe("faults", () => {
     const [runA, runB] = await Promise.all([a.done, b.done]);
     expect(runA.exitCode).toBe(-1); // killed, no exit code
     expect(runB.exitCode, runB.stderr).toBe(0);
-    expect(runB.stderr).toMatch(/its leader's session is gone; waiting .* for its lease to expire/);
-    expect(runB.stderr).toMatch(/taking over: attempt #1 by a/);
+    expect(runB.stderr).toMatch(
+      /its leader's session is gone; waiting .* for its lease to expire, then for any session its command still has connected to end, before taking over\./,
+    );
+    expect(runB.stderr).toMatch(
+      /taking over: attempt #1 by a .*: its lease expired with no session of its leader or its command left; recorded as abandoned\./,
+    );
     const rows = await runsOf(db);
     expect(rows.map((r) => [r.app, r.how])).toEqual([
       ["a", "sigterm"], // ended by its supervisor when a died, before it could finish
@@ -145,6 +149,15 @@ describe("faults", () => {
     const runB = await b.done;
     await a.done;
     expect(runB.exitCode, runB.stderr).toBe(0);
+    // While the command's session was still connected (it is ended only below), the wait for the
+    // lease did not claim the command was stopped by then: it said the sessions come next.
+    const said = runB.stderr.search(
+      /its leader's session is gone; waiting .* for its lease to expire, then for any session its command still has connected to end/,
+    );
+    const ended = runB.stderr.search(/ended \d+ session\(s\) its command left connected/);
+    expect(said, runB.stderr).toBeGreaterThanOrEqual(0);
+    expect(ended).toBeGreaterThan(said);
+    expect(runB.stderr).not.toContain("stopped by then");
     // How many sessions the orphan's command had open is incidental; that none is left in this database is not.
     expect(runB.stderr).toMatch(/ended \d+ session\(s\) its command left connected/);
     expect(

@@ -107,7 +107,7 @@ describe("buildNotification", () => {
       "was interrupted after 2 s (exit code 143)",
     );
     expect(text({ status: "abandoned", exitCode: null })).toContain(
-      "was ABANDONED: its leader's lock session is gone",
+      "was ABANDONED: its lease expired with no session of its leader or its command left",
     );
     expect(text({ releaseId: null })).toContain("migrate for release (unversioned)");
   });
