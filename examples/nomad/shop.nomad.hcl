@@ -18,6 +18,14 @@ job "shop" {
     release = var.release
   }
 
+  # An allocation whose prestart task still waits counts against healthy_deadline (default 5m): the
+  # migrate tasks' --wait-timeout stays below it, so a waiting allocation fails with its own exit code
+  # (75) first, and a long migration gets the time it needs.
+  update {
+    healthy_deadline  = "10m"
+    progress_deadline = "15m"
+  }
+
   group "web" {
     count = 3
 
@@ -30,7 +38,7 @@ job "shop" {
       config {
         image   = "registry.example.com/shop:${NOMAD_META_release}"
         command = "npx"
-        args    = ["--no-install", "release-orchestrator", "run", "--", "npm", "run", "migrate"]
+        args    = ["--no-install", "release-orchestrator", "run", "--wait-timeout", "9m", "--", "npm", "run", "migrate"]
       }
       env {
         RELEASE_ID = "${NOMAD_META_release}"
@@ -69,7 +77,7 @@ job "shop" {
       config {
         image   = "registry.example.com/shop:${NOMAD_META_release}"
         command = "npx"
-        args    = ["--no-install", "release-orchestrator", "run", "--", "npm", "run", "migrate"]
+        args    = ["--no-install", "release-orchestrator", "run", "--wait-timeout", "9m", "--", "npm", "run", "migrate"]
       }
       env {
         RELEASE_ID = "${NOMAD_META_release}"

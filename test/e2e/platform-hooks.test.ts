@@ -451,6 +451,7 @@ interface NomadGroup {
 }
 interface NomadJob {
   meta: Record<string, string>[];
+  update: { healthy_deadline: string; progress_deadline: string }[];
   group: Record<string, NomadGroup[]>;
 }
 
@@ -477,9 +478,11 @@ describe("examples/nomad/shop.nomad.hcl: a prestart task per allocation", () => 
       const config = task?.config[0];
       expect(orchestratorCall([config?.command ?? "", ...(config?.args ?? [])])).toEqual({
         verb: "run",
-        options: [],
+        options: ["--wait-timeout", "9m"],
         command: ["npm", "run", "migrate"],
       });
+      // The wait ends before Nomad's healthy_deadline marks the waiting allocation unhealthy.
+      expect(job.update[0]?.healthy_deadline).toBe("10m");
       expect(task?.env?.[0]?.RELEASE_ID).toBe("${NOMAD_META_release}");
       for (const [name, [main]] of Object.entries(group.task)) {
         if (main?.lifecycle !== undefined) continue;
