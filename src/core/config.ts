@@ -249,8 +249,14 @@ function resolveRole(input: ConfigInput, parsed: Parsed): { role: Role; roleSour
   return { role: role ?? "auto", roleSource };
 }
 
-/** The command: the words after -- as an argv, else RELEASE_COMMAND through sh -c. */
-function resolveCommand(input: ConfigInput, parsed: Parsed): Command | undefined {
+/**
+ * Fly.io's release Machine: flyctl sets FLY_PROCESS_GROUP to this and RELEASE_COMMAND to "1" (a flag,
+ * not a command), overriding any RELEASE_COMMAND of fly.toml's [env].
+ */
+export const FLY_RELEASE_GROUP = "fly_app_release_command";
+
+/** The command: the words after -- as an argv, else RELEASE_COMMAND through sh -c; null when refused (the error says why). */
+function resolveCommand(input: ConfigInput, parsed: Parsed): Command | undefined | null {
   const [file, ...args] = input.argvCommand;
   if (input.argvCommand.length > 0) {
     if (file !== undefined && file.trim() !== "") return { kind: "argv", file, args };
@@ -258,14 +264,22 @@ function resolveCommand(input: ConfigInput, parsed: Parsed): Command | undefined
     return undefined;
   }
   const script = parsed.values.command;
-  return typeof script === "string" ? { kind: "shell", script } : undefined;
+  if (typeof script !== "string") return undefined;
+  const flyFlag = parsed.sources.command === "RELEASE_COMMAND" && script.trim() === "1";
+  if (flyFlag && input.env.FLY_PROCESS_GROUP === FLY_RELEASE_GROUP) {
+    parsed.errors.push(
+      'RELEASE_COMMAND is "1" because Fly.io sets it in its release Machine, not a command to run: put the command after -- in fly.toml (release_command = "release-orchestrator run -- npm run migrate").',
+    );
+    return null;
+  }
+  return { kind: "shell", script };
 }
 
 /** What the options require of each other: a command unless a follower, a database unless a skipping follower. */
 function checkRequired(
   input: ConfigInput,
   parsed: Parsed,
-  s: { role: Role; followerMode: FollowerMode; command: Command | undefined },
+  s: { role: Role; followerMode: FollowerMode; command: Command | undefined | null },
 ): void {
   const inspecting = input.purpose === "inspect";
   const tasksFile = parsed.values.tasksFile as string | undefined;
@@ -334,7 +348,7 @@ export function parseConfig(input: ConfigInput): ConfigResult {
     lockWaitMs: values.lockWait as number | null,
     lockTries: Number(values.lockRetries),
     lockRetryWaitMs: values.lockRetryWait as number,
-    command,
+    command: command ?? undefined,
     tasksFile: values.tasksFile as string,
     tasksFileSource: sources.tasksFile ?? "default",
     limit: Number(values.limit),

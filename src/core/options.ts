@@ -123,7 +123,15 @@ export const OPTIONS = [
   {
     key: "app",
     flag: "app",
-    env: ["RELEASE_APP_NAME", "HEROKU_APP_NAME", "APP_NAME"],
+    env: [
+      "RELEASE_APP_NAME",
+      "HEROKU_APP_NAME",
+      "FLY_APP_NAME",
+      "RENDER_SERVICE_NAME",
+      "RAILWAY_SERVICE_NAME",
+      "NOMAD_ALLOC_NAME",
+      "APP_NAME",
+    ],
     type: "string",
     defaultText: "the host name",
     description:

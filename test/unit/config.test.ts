@@ -183,6 +183,37 @@ describe("parseConfig", () => {
     });
   });
 
+  it("refuses Fly.io's RELEASE_COMMAND=1 in its release Machine as a command, and says where the command goes", () => {
+    const fly = { DATABASE_URL: URL_, RELEASE_COMMAND: "1", FLY_PROCESS_GROUP: "fly_app_release_command" };
+    expect(errors(parseConfig(input({ argvCommand: [], env: fly })))).toEqual([
+      'RELEASE_COMMAND is "1" because Fly.io sets it in its release Machine, not a command to run: put the command after -- in fly.toml (release_command = "release-orchestrator run -- npm run migrate").',
+    ]);
+    // The words after -- win there, as everywhere; elsewhere "1" is a command like any other.
+    expect(ok(parseConfig(input({ env: fly }))).config.command).toEqual({
+      kind: "argv",
+      file: "npm",
+      args: ["run", "migrate"],
+    });
+    expect(
+      ok(parseConfig(input({ argvCommand: [], env: { ...fly, FLY_PROCESS_GROUP: "app" } }))).config.command,
+    ).toEqual({ kind: "shell", script: "1" });
+    expect(
+      ok(parseConfig(input({ argvCommand: [], env: { ...fly, RELEASE_COMMAND: "bin/migrate" } }))).config
+        .command,
+    ).toEqual({ kind: "shell", script: "bin/migrate" });
+  });
+
+  it("takes the app name from the platforms' own variables, RELEASE_APP_NAME first", () => {
+    const app = (env: Record<string, string>) =>
+      ok(parseConfig(input({ env: { DATABASE_URL: URL_, ...env } }))).config.app;
+    expect(app({ FLY_APP_NAME: "shop-web" })).toBe("shop-web");
+    expect(app({ RENDER_SERVICE_NAME: "shop-admin" })).toBe("shop-admin");
+    expect(app({ RAILWAY_SERVICE_NAME: "shop-worker" })).toBe("shop-worker");
+    expect(app({ NOMAD_ALLOC_NAME: "shop.web[2]" })).toBe("shop.web[2]");
+    expect(app({ NOMAD_ALLOC_NAME: "shop.web[2]", APP_NAME: "generic" })).toBe("shop.web[2]");
+    expect(app({ FLY_APP_NAME: "shop-web", RELEASE_APP_NAME: "chosen" })).toBe("chosen");
+  });
+
   it("lets a follower go without a command, and a skipping follower without a database", () => {
     expect(
       ok(parseConfig(input({ argvCommand: [], flags: { role: "follower" } }))).config.command,
