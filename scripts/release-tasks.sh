@@ -17,6 +17,22 @@
 #
 # In your own app the line reads `npx release-orchestrator run -- bundle exec rake db:migrate` (or
 # your migrate command after the --).
+#
+# With several steps, the script itself can go: a release-tasks.yml at the app's root and the Procfile
+# line `release: npx release-orchestrator run` (no command) run them in order, each with its scope
+# (docs/reference.md#release-tasks-file). This script's steps as that file:
+#
+# tasks-file:start
+#   tasks:
+#     - name: migrate            # once per release across every app; RUN_MIGRATIONS decides as above
+#       run: npm run migrate
+#     - name: warm-cache         # once per release for each app (its dynos share it)
+#       run: npm run cache:warm
+#       scope: app
+#     - name: smoke              # in every process, every time, after the migrations succeeded
+#       run: [node, scripts/smoke.js]
+#       scope: every
+# tasks-file:end
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -386,3 +386,19 @@ describe("parseTasksFile, several problems at once", () => {
     }
   });
 });
+
+describe("scripts/release-tasks.sh", () => {
+  it("shows its steps as a tasks file that parses: migrate once, one step per app, one in every process", () => {
+    const script = readFileSync(join(ROOT, "scripts/release-tasks.sh"), "utf8");
+    const block = /# tasks-file:start\n([\s\S]*?)# tasks-file:end/.exec(script)?.[1] ?? "";
+    const yaml = block.replace(/^# {0,3}/gm, "");
+    const parsed = parseTasksFile(yaml, "release-tasks.yml");
+    expect(parsed.ok, JSON.stringify(parsed)).toBe(true);
+    if (!parsed.ok) return;
+    expect(parsed.tasks.map((t) => [t.name, t.scope])).toEqual([
+      ["migrate", "release"],
+      ["warm-cache", "app"],
+      ["smoke", "every"],
+    ]);
+  });
+});
