@@ -1,5 +1,6 @@
-// The lock-queue guard of one try of a lead's command: on a connection of its own it looks, a few times
-// a second, for a statement of the command that has waited for a table lock past --lock-wait while
+// The lock-queue guard of one try of a lead's command: through the leader's own connection (never one
+// more: a session-mode pool or a crowded server has no slot to spare) it looks, a few times a second,
+// for a statement of the command that has waited for a table lock past --lock-wait while
 // other sessions queue behind it, and cancels it (one statement, db/ledger/guard.ts). Each cancel is
 // said once, kept in the attempt's row, and decides the next try (core/lock-guard.ts).
 
@@ -11,6 +12,8 @@ import { fields, type RunContext } from "./context.js";
 import type { Link } from "./link.js";
 
 const INSUFFICIENT_PRIVILEGE = "42501";
+/** How long stop() waits for a look in flight. */
+const STOP_GRACE_MS = 200;
 
 /** How often the guard looks: often enough that a stall lasts little more than --lock-wait. */
 export function guardPollMs(lockWaitMs: number): number {
@@ -27,7 +30,6 @@ export interface GuardReport {
 export class LockGuard {
   private readonly stopped = new AbortController();
   private readonly loop: Promise<void>;
-  private client: pg.Client | undefined;
   private readonly report: GuardReport = { cancels: [], next: undefined };
 
   constructor(
@@ -41,11 +43,14 @@ export class LockGuard {
     this.loop = this.run();
   }
 
-  /** Stops looking (the command ended) and says what happened during the try. */
+  /**
+   * Stops looking (the command ended) and says what happened during the try. A look still in flight
+   * (a silent network) is not waited for beyond a moment: the lead goes on, the look fails with the
+   * connection.
+   */
   async stop(): Promise<GuardReport> {
     this.stopped.abort();
-    await this.loop;
-    await this.client?.end().catch(() => {});
+    await Promise.race([this.loop, sleep(STOP_GRACE_MS, undefined, { ref: false })]);
     return this.report;
   }
 
@@ -62,10 +67,12 @@ export class LockGuard {
   /** One look; false when the guard gives up (no privilege to cancel). */
   private async look(): Promise<boolean> {
     const { ctx } = this;
+    // No connection now (the leader is reconnecting or losing its ownership): nothing to look through.
+    const client = this.link.peek();
+    if (client === undefined) return true;
     try {
-      this.client ??= await this.link.open(ctx.config.connectTimeoutMs, ctx.config.connectTimeoutMs, "guard");
-      const found = await cancelStalling(this.client, this.attemptId, this.lockWaitMs);
-      if (found !== undefined) await this.cancelled(found);
+      const found = await cancelStalling(client, this.attemptId, this.lockWaitMs);
+      if (found !== undefined) await this.cancelled(client, found);
       return true;
     } catch (error) {
       if ((error as { code?: string }).code === INSUFFICIENT_PRIVILEGE) {
@@ -76,14 +83,12 @@ export class LockGuard {
         return false;
       }
       ctx.reporter.debug(`lock guard: looking failed (${(error as Error).message}); trying again`);
-      await this.client?.end().catch(() => {});
-      this.client = undefined;
       return true;
     }
   }
 
   /** Keeps a cancel: decides the next try at the first one, records it in the ledger, says it. */
-  private async cancelled(found: Cancelled): Promise<void> {
+  private async cancelled(client: pg.Client, found: Cancelled): Promise<void> {
     const { ctx } = this;
     const { config } = ctx;
     if (!found.cancelled) {
@@ -107,7 +112,7 @@ export class LockGuard {
       retryInMs: this.report.next.retry ? this.report.next.waitMs : null,
     };
     this.report.cancels.push(entry);
-    await recordTry(this.client as pg.Client, ctx.ledger, this.attemptId, entry).catch((error: Error) =>
+    await recordTry(client, ctx.ledger, this.attemptId, entry).catch((error: Error) =>
       ctx.reporter.debug(`lock guard: could not record the cancel (${error.message})`),
     );
     ctx.reporter.warn(describeCancel(entry), fields(ctx, "lock-cancelled", this.attemptId, { try: entry }));

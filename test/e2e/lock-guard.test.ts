@@ -290,6 +290,49 @@ describe("the lock-queue guard", () => {
     });
   });
 
+  it("at scale: 3 rounds of 5 contenders through PgBouncer (transaction mode, 3 server connections), a blocker in each: one execution per round, all exit 0", async () => {
+    const db = await ready("scale");
+    const bouncer = await startBouncer(db.url, { poolMode: "transaction", poolSize: 3 });
+    bouncers.push(bouncer);
+    for (const round of [1, 2, 3]) {
+      const hold = await blocker(db);
+      const app = await traffic(db);
+      const migrate = {
+        ...PSQL,
+        command: ["sh", "-c", MIGRATION.replace("ADD COLUMN c int", `ADD COLUMN c${round} int`)],
+      };
+      const contenders = ["s-app", "s-admin", "s-api", "s-web", "s-jobs"].map((name) =>
+        release(bouncer.url, name, `scale-${round}`, [], migrate),
+      );
+      await waitFor(
+        `round ${round}: a cancel`,
+        async () => {
+          const rows = await db
+            .query<{ n: number }>(
+              "SELECT coalesce(sum(jsonb_array_length(tries)), 0)::int AS n FROM release_orchestrator.attempts WHERE release_id = $1",
+              [`scale-${round}`],
+            )
+            .catch(() => [{ n: 0 }]);
+          return (rows[0]?.n ?? 0) >= 1 ? true : undefined;
+        },
+        45_000,
+      );
+      await hold.release();
+      const runs = await Promise.all(contenders.map((c) => c.done));
+      await app.stop();
+      expect(
+        runs.map((r) => r.exitCode),
+        describeRun(runs),
+      ).toEqual([0, 0, 0, 0, 0]);
+      expect(await db.query("SELECT count(*)::int AS n FROM runs")).toEqual([{ n: round }]);
+      const succeeded = await db.query(
+        "SELECT 1 FROM release_orchestrator.attempts WHERE release_id = $1 AND status = 'succeeded'",
+        [`scale-${round}`],
+      );
+      expect(succeeded).toHaveLength(1);
+    }
+  });
+
   it("when the app's transaction never ends, gives up after --lock-retries tries: the leader exits 75, followers 76, the ledger says failed", async () => {
     const db = await ready("blocked-out");
     const hold = await blocker(db);
