@@ -30,6 +30,8 @@ export const EVENTS = {
   "lock-cancel-ignored": "The command exited 0 although one of its statements was cancelled.",
   "lock-guard-off": "The lock guard cannot work for this run (PGAPPNAME set, or no right to cancel).",
   task: "A process of a tasks file starts its next task (its name and scope), before that task's own events.",
+  "post-deploy-pending":
+    "A post-deploy task (after:) waits for the apps it names that have not finished the tasks before it; this app goes on.",
   "tasks-stopped": "A task of the tasks file failed: the tasks after it do not run in this process.",
   "weak-password": "The database password is short; use a random one of 16 characters or more.",
   serving: "serve listens: the status page's address.",

@@ -17,6 +17,8 @@ export interface TaskPlan {
   roles?: readonly Role[] | undefined;
   /** The task's own --wait-timeout (release, app), or how long it may run (every). */
   timeoutMs?: number | undefined;
+  /** A post-deploy `release` task: the apps the last of which runs it (run/post-deploy.ts); empty otherwise. */
+  after?: readonly string[] | undefined;
 }
 
 function commandOf(run: TaskRun): Command {
@@ -40,19 +42,12 @@ export function readTasksFile(config: Config, cwd: string): TaskPlan[] | undefin
   }
   const parsed = parseTasksFile(text, config.tasksFile);
   if (!parsed.ok) throw new UsageError(parsed.errors);
-  const postDeploy = parsed.tasks.filter((task) => task.after.length > 0);
-  if (postDeploy.length > 0)
-    throw new UsageError(
-      postDeploy.map(
-        (task) =>
-          `${config.tasksFile}:${task.line}: task '${task.name}': post-deploy tasks (after:) are not supported yet; remove after: and run it with its own release-orchestrator run --task ${task.name} once every app has deployed.`,
-      ),
-    );
   return parsed.tasks.map((task) => ({
     name: task.name,
     scope: task.scope,
     command: commandOf(task.run),
     roles: task.roles,
     timeoutMs: task.timeoutMs,
+    after: task.after,
   }));
 }

@@ -10,6 +10,7 @@ import type { Role } from "../core/options.js";
 import { exitCodeForSignal, type RunResult } from "../core/endings.js";
 import { readTasksFile, type TaskPlan as ReleaseTask } from "../load/tasks.js";
 import { checkCommand, describeCommand, startCommand } from "./command.js";
+import { runPostDeploy } from "./post-deploy.js";
 import { runRelease, type RunInput } from "./runbook.js";
 
 /** The ledger's task name of an `app`-scope task: one per app, so each app runs it once per release. */
@@ -76,6 +77,13 @@ async function runTask(input: RunInput, task: ReleaseTask, app: string): Promise
     return { exitCode: 0, outcome: "skipped", releaseId: config.releaseId, attemptId: undefined };
   }
   if (task.scope === "every") return runEverywhere(input, task);
+  if ((task.after ?? []).length > 0) {
+    if (task.roles !== undefined && !task.roles.includes(config.role)) {
+      reporter.info(`${task.name}: not run by the ${config.role} role (roles: ${task.roles.join(", ")}).`);
+      return { exitCode: 0, outcome: "skipped", releaseId: config.releaseId, attemptId: undefined };
+    }
+    return runPostDeploy(input, task, app);
+  }
   const owned: Config = {
     ...config,
     role,

@@ -38,6 +38,9 @@ export async function waitForTasks(
 
 /** The tasks file's `release`-scope tasks (what every app waits on), if there is a file. */
 function releaseTasks(input: RunInput): string[] | undefined {
-  const tasks = readTasksFile(input.config, input.cwd)?.filter((task) => task.scope === "release");
+  // Not the post-deploy ones: they run once every app has deployed, so a gate on them would never open.
+  const tasks = readTasksFile(input.config, input.cwd)?.filter(
+    (task) => task.scope === "release" && (task.after ?? []).length === 0,
+  );
   return tasks === undefined || tasks.length === 0 ? undefined : tasks.map((task) => task.name);
 }

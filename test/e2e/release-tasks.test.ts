@@ -119,6 +119,64 @@ function expectOnce(all: Row[]): void {
   }
 }
 
+const POST_DEPLOY = `tasks:
+  - name: migrate
+    run: ${JSON.stringify(log("migrate"))}
+  - name: assets
+    run: ${JSON.stringify(log("assets", "sleep 0.5; "))}
+    scope: app
+  - name: contract
+    run: ${JSON.stringify(log("contract"))}
+    after: [s-app, s-admin]
+`;
+
+describe("a post-deploy task (after:)", () => {
+  it("runs once, by the last of the apps it names to finish the tasks before it; the others go on without it", async () => {
+    const db = await ready("post-deploy");
+    const dir = appDir(POST_DEPLOY);
+    const first = await release(db.url, dir, { app: "s-app", proc: "s-app.1" }).done;
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/contract: waits for s-admin/);
+    expect(count(await rows(db), "contract"), "not before s-admin arrived").toBe(0);
+    const other = await release(db.url, dir, { app: "s-web", proc: "s-web.1" }).done;
+    expect(other.exitCode, other.stderr).toBe(0);
+    expect(other.stderr).toMatch(/contract: post-deploy, run by the last of s-app, s-admin .*not this app's/);
+    const last = await release(db.url, dir, { app: "s-admin", proc: "s-admin.1" }).done;
+    expect(last.exitCode, last.stderr).toBe(0);
+    let all = await rows(db);
+    expect(all.filter((r) => r.task === "contract").map((r) => r.app)).toEqual(["s-admin"]);
+    const assets = all.find((r) => r.task === "assets" && r.app === "s-admin") as Row;
+    const contract = all.find((r) => r.task === "contract") as Row;
+    expect(contract.at.getTime()).toBeGreaterThan(assets.at.getTime());
+    // A retry of either app finds it done.
+    const again = await release(db.url, dir, { app: "s-app", proc: "s-app.2" }).done;
+    expect(again.exitCode, again.stderr).toBe(0);
+    all = await rows(db);
+    expect(count(all, "contract")).toBe(1);
+    expect(count(all, "migrate")).toBe(1);
+  });
+
+  it("two named apps finishing at once: it runs once, every process exits 0", async () => {
+    const db = await ready("post-deploy-race");
+    const dir = appDir(POST_DEPLOY);
+    const runs = await Promise.all(
+      [
+        { app: "s-app", proc: "s-app.1" },
+        { app: "s-app", proc: "s-app.2" },
+        { app: "s-admin", proc: "s-admin.1" },
+      ].map((p) => release(db.url, dir, p).done),
+    );
+    expect(
+      runs.map((r) => r.exitCode),
+      describeRuns(runs),
+    ).toEqual([0, 0, 0]);
+    const all = await rows(db);
+    expect(count(all, "contract")).toBe(1);
+    const lastAssets = Math.max(...all.filter((r) => r.task === "assets").map((r) => r.at.getTime()));
+    expect((all.find((r) => r.task === "contract") as Row).at.getTime()).toBeGreaterThan(lastAssets);
+  });
+});
+
 describe("a release-tasks.yml run by run with no command", () => {
   it.each(CLI_KINDS)(
     "%s: three apps, two processes of one, at once: each task as often as its scope says",
@@ -234,22 +292,7 @@ describe("a release-tasks.yml run by run with no command", () => {
     expect(await db.query("SELECT to_regclass('release_orchestrator.attempts') IS NULL AS none")).toEqual([
       { none: true },
     ]);
-    // after: parses, and is refused before anything runs: post-deploy tasks are not built yet.
-    const post = appDir(`tasks:
-  - name: migrate
-    run: "true"
-  - name: contract
-    run: "true"
-    after: [s-app]
-`);
-    const refused = await runCli(["run", "--release-id", "tasks-1"], {
-      cwd: post,
-      env: { DATABASE_URL: db.url, RELEASE_APP_NAME: "s-app" },
-    });
-    expect(refused.exitCode).toBe(64);
-    expect(refused.stderr).toMatch(
-      /release-tasks\.yml:4: task 'contract': post-deploy tasks \(after:\) are not supported yet/,
-    );
+    const post = appDir(TASKS);
     const missing = await runCli(["run", "--release-id", "tasks-1", "--tasks-file", "nope.yml"], {
       cwd: post,
       env: { DATABASE_URL: db.url, RELEASE_APP_NAME: "s-app" },
