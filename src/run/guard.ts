@@ -1,5 +1,5 @@
-// The lock-queue guard of one try of a lead's command: through the leader's own connection (never one
-// more: a session-mode pool or a crowded server has no slot to spare) it looks, a few times a second,
+// The lock-queue guard of one try of a lead's command: on a connection of its own (never the lock
+// session's: an error there must reach the loss rule as it always did) it looks, a few times a second,
 // for a statement of the command that has waited for a table lock past --lock-wait while
 // other sessions queue behind it, and cancels it (one statement, db/ledger/guard.ts). Each cancel is
 // said once, kept in the attempt's row, and decides the next try (core/lock-guard.ts).
@@ -27,9 +27,21 @@ export interface GuardReport {
   next: ReturnType<typeof nextTry> | undefined;
 }
 
+/**
+ * Closes the guard's connection at once: it holds nothing worth a goodbye, and on a silent network a
+ * graceful end would wait for a peer that never answers (pg's end() destroys the socket only while a
+ * query is active).
+ */
+function closeHard(client: pg.Client | undefined): void {
+  if (client === undefined) return;
+  void client.end().catch(() => {});
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+}
+
 export class LockGuard {
   private readonly stopped = new AbortController();
   private readonly loop: Promise<void>;
+  private client: pg.Client | undefined;
   private readonly report: GuardReport = { cancels: [], next: undefined };
 
   constructor(
@@ -51,6 +63,11 @@ export class LockGuard {
   async stop(): Promise<GuardReport> {
     this.stopped.abort();
     await Promise.race([this.loop, sleep(STOP_GRACE_MS, undefined, { ref: false })]);
+    // Ended now: a look hung on a silent network has its socket destroyed (pg does, for an active
+    // query), so nothing keeps this process alive; a connection still coming (a full session-mode
+    // pool) is closed as soon as it comes.
+    closeHard(this.client);
+    void this.loop.then(() => closeHard(this.client));
     return this.report;
   }
 
@@ -67,10 +84,10 @@ export class LockGuard {
   /** One look; false when the guard gives up (no privilege to cancel). */
   private async look(): Promise<boolean> {
     const { ctx } = this;
-    // No connection now (the leader is reconnecting or losing its ownership): nothing to look through.
-    const client = this.link.peek();
-    if (client === undefined) return true;
     try {
+      this.client ??= await this.link.open(ctx.config.connectTimeoutMs, ctx.config.connectTimeoutMs, "guard");
+      const client = this.client;
+      if (this.stopped.signal.aborted) return false;
       const found = await cancelStalling(client, this.attemptId, this.lockWaitMs);
       if (found !== undefined) await this.cancelled(client, found);
       return true;
@@ -83,6 +100,8 @@ export class LockGuard {
         return false;
       }
       ctx.reporter.debug(`lock guard: looking failed (${(error as Error).message}); trying again`);
+      closeHard(this.client);
+      this.client = undefined;
       return true;
     }
   }

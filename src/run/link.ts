@@ -41,8 +41,11 @@ export class Link {
     return this.current;
   }
 
-  /** Opens a separate connection (a leader recording its outcome after its own connection died). */
-  async open(timeoutMs: number, busyMs = timeoutMs): Promise<pg.Client> {
+  /**
+   * Opens a separate connection (a leader recording its outcome after its own connection died; the lock
+   * guard, whose session's name starts with `purpose`, never to be mistaken for the lock session).
+   */
+  async open(timeoutMs: number, busyMs = timeoutMs, purpose?: string): Promise<pg.Client> {
     const { config, reporter } = this.ctx;
     // The settings every command shares (PGSSLMODE from .env included); the run sets the time budgets.
     const settings = connectionSettings(config, "run");
@@ -50,7 +53,12 @@ export class Link {
     const release = this.ctx.release === undefined ? "unversioned" : shortReleaseId(this.ctx.release.id);
     const client = await connect({
       ...settings,
-      applicationName: applicationName([this.ctx.app, config.role, release]),
+      applicationName: applicationName([
+        ...(purpose === undefined ? [] : [purpose]),
+        this.ctx.app,
+        config.role,
+        release,
+      ]),
       timeoutMs,
       busyTimeoutMs: busyMs,
       signal: this.ctx.signal,
@@ -91,11 +99,6 @@ export class Link {
   }
 
   /** Drops the connection (lost, or given back to a crowded server between polls). */
-  /** The open connection, if there is one; never opens one (the lock guard looks through it). */
-  peek(): pg.Client | undefined {
-    return this.current;
-  }
-
   async drop(): Promise<void> {
     const client = this.current;
     this.current = undefined;
