@@ -4,6 +4,7 @@
 // app that finds every named app arrived runs the task.
 
 import type pg from "pg";
+import type { NewAttempt } from "./attempts.js";
 import type { Ledger } from "./sql.js";
 
 /** The ledger's task name of an app's arrival before post-deploy task `task`. */
@@ -15,15 +16,7 @@ export function arrivalTask(task: string, app: string): string {
 export async function recordArrival(
   client: pg.Client,
   ledger: Ledger,
-  a: {
-    releaseId: string;
-    task: string;
-    lockName: string;
-    app: string;
-    host: string;
-    pid: number;
-    role: string;
-  },
+  a: Pick<NewAttempt, "task" | "lockName" | "app" | "host" | "pid" | "role"> & { releaseId: string },
 ): Promise<void> {
   await client.query(
     `INSERT INTO ${ledger.table("attempts")}
