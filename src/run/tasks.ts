@@ -7,11 +7,16 @@
 import { hostname } from "node:os";
 import type { Config } from "../core/config.js";
 import type { Role } from "../core/options.js";
-import { exitCodeForSignal, type RunResult } from "../core/endings.js";
+import { describeExit, exitCodeForSignal, type RunResult } from "../core/endings.js";
 import { readTasksFile, type TaskPlan as ReleaseTask } from "../load/tasks.js";
 import { checkCommand, describeCommand, startCommand } from "./command.js";
 import { runPostDeploy } from "./post-deploy.js";
 import { runRelease, type RunInput } from "./runbook.js";
+
+/** A `release` task with `after:`: run once every named app has finished the tasks before it. */
+export function isPostDeploy(task: ReleaseTask): boolean {
+  return (task.after ?? []).length > 0;
+}
 
 /** The ledger's task name of an `app`-scope task: one per app, so each app runs it once per release. */
 export function appTaskName(task: string, app: string): string {
@@ -58,10 +63,13 @@ export async function runTasks(input: RunInput, tasks: readonly ReleaseTask[]): 
   return last;
 }
 
-/** The role this process has for a task: its own when the task lets it run, else it only waits (release) or skips. */
+/**
+ * The role this process has for a task: its own when the task lets it run, else it only waits (a
+ * release task) or skips (an app, every or post-deploy task: nobody waits for one).
+ */
 function roleFor(task: ReleaseTask, config: Config): Role | "none" {
   const allowed = task.roles === undefined || task.roles.includes(config.role);
-  if (task.scope === "release") return allowed ? config.role : "follower";
+  if (task.scope === "release" && !isPostDeploy(task)) return allowed ? config.role : "follower";
   if (!allowed) return "none";
   // A follower runs its own app's tasks: it never runs the release's, but these are its own.
   return config.role === "leader" ? "leader" : "auto";
@@ -77,13 +85,7 @@ async function runTask(input: RunInput, task: ReleaseTask, app: string): Promise
     return { exitCode: 0, outcome: "skipped", releaseId: config.releaseId, attemptId: undefined };
   }
   if (task.scope === "every") return runEverywhere(input, task);
-  if ((task.after ?? []).length > 0) {
-    if (task.roles !== undefined && !task.roles.includes(config.role)) {
-      reporter.info(`${task.name}: not run by the ${config.role} role (roles: ${task.roles.join(", ")}).`);
-      return { exitCode: 0, outcome: "skipped", releaseId: config.releaseId, attemptId: undefined };
-    }
-    return runPostDeploy(input, task, app);
-  }
+  if (isPostDeploy(task)) return runPostDeploy(input, task, app);
   const owned: Config = {
     ...config,
     role,
@@ -117,12 +119,10 @@ async function runEverywhere(input: RunInput, task: ReleaseTask): Promise<RunRes
     const ended = await started.result;
     const interrupted = signal?.aborted === true && ended.exitCode !== 0;
     const exitCode = interrupted ? exitCodeForSignal(signal.reason) : ended.exitCode;
-    const how =
-      ended.signal === null ? `exited with code ${ended.exitCode}` : `was killed by ${ended.signal}`;
     if (exitCode === 0)
       reporter.info(`${task.name} succeeded in this process.`, { event: "ran", task: task.name });
     else
-      reporter.error(`${task.name} failed in this process: the command ${how}.`, {
+      reporter.error(`${task.name} failed in this process: the command ${describeExit(ended)}.`, {
         event: "command-failed",
         task: task.name,
         exitCode,

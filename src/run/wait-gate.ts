@@ -5,6 +5,7 @@
 import type { RunResult } from "../core/endings.js";
 import { readTasksFile } from "../load/tasks.js";
 import { runRelease, type RunInput } from "./runbook.js";
+import { isPostDeploy } from "./tasks.js";
 
 /**
  * Waits until every task in `tasks` has succeeded for this release: 0; the first that failed gives 76,
@@ -40,7 +41,7 @@ export async function waitForTasks(
 function releaseTasks(input: RunInput): string[] | undefined {
   // Not the post-deploy ones: they run once every app has deployed, so a gate on them would never open.
   const tasks = readTasksFile(input.config, input.cwd)?.filter(
-    (task) => task.scope === "release" && (task.after ?? []).length === 0,
+    (task) => task.scope === "release" && !isPostDeploy(task),
   );
   return tasks === undefined || tasks.length === 0 ? undefined : tasks.map((task) => task.name);
 }

@@ -209,6 +209,19 @@ function cancels(db: TestDatabase, n: number) {
   );
 }
 
+/** Until a statement of the release's command has waited for a lock for `ms`, by the database clock. */
+function waitedFor(db: TestDatabase, what: string, ms: number) {
+  return waitFor(`${what} to wait ${ms} ms for its lock`, async () => {
+    const rows = await db.query(
+      `SELECT 1 FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
+        WHERE NOT l.granted AND s.application_name LIKE 'release-orchestrator attempt%'
+          AND l.waitstart <= clock_timestamp() - $1 * interval '1 millisecond'`,
+      [ms],
+    );
+    return rows.length > 0 ? true : undefined;
+  });
+}
+
 const describeRun = (runs: CliRun[]) => runs.map((r) => r.stderr).join("\n---\n");
 
 async function unblockedRelease(db: TestDatabase, url: string, releaseId: string, migrator: Migrator) {
@@ -393,14 +406,8 @@ describe("the lock-queue guard", () => {
     const hold = await blocker(db);
     // Nobody else queries `items`: the ALTER waits alone.
     const leader = release(db.url, "s-app", "guard-3");
-    await waitFor("the ALTER to wait for its lock", async () => {
-      const rows = await db.query(
-        "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'release-orchestrator attempt%' AND wait_event_type = 'Lock'",
-      );
-      return rows.length > 0 ? true : undefined;
-    });
-    // Three times --lock-wait, and then some: no cancel.
-    await new Promise((resolve) => setTimeout(resolve, 3500));
+    // Three times --lock-wait, by the database clock: the guard looked a dozen times past --lock-wait.
+    await waitedFor(db, "the lone ALTER", 3000);
     expect((await attempts(db))[0]?.tries).toEqual([]);
     await hold.release();
     const lead = await leader.done;
@@ -425,14 +432,9 @@ describe("the lock-queue guard", () => {
       ],
       { env: { DATABASE_URL: db.url, RELEASE_APP_NAME: "s-app" }, timeoutMs: 90_000 },
     );
-    await waitFor("the CREATE INDEX CONCURRENTLY to wait", async () => {
-      const rows = await db.query(
-        "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'release-orchestrator attempt%' AND wait_event_type = 'Lock'",
-      );
-      return rows.length > 0 ? true : undefined;
-    });
+    await waitedFor(db, "the CREATE INDEX CONCURRENTLY", 0);
     const before = app.completed();
-    await new Promise((resolve) => setTimeout(resolve, 3500));
+    await waitedFor(db, "the CREATE INDEX CONCURRENTLY", 3000);
     expect(app.completed(), "the app's queries went on while the index waited").toBeGreaterThan(before);
     await snapshot.query("COMMIT");
     const built = await index.done;

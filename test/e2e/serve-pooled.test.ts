@@ -7,23 +7,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../demo/free-port.js";
 import { useTestDatabase } from "../harness/database.js";
-import { BUMP, runCli, sleep, startCli, type StartedCli } from "../support/cli.js";
+import { BUMP, runCli, startCli, type StartedCli } from "../support/cli.js";
 import { startBouncer, type Bouncer } from "../support/pgbouncer.js";
 import { parseExposition, valueOf } from "../support/prometheus.js";
 import { requireTool } from "../support/tools.js";
+import { waitFor } from "../support/wait.js";
 
 const tool = requireTool("pgbouncer");
 const TOKEN = "9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a";
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function get(url: string) {
   const response = await fetch(url, { headers: { authorization: `Bearer ${TOKEN}` } });
