@@ -151,13 +151,14 @@ async function statusCommand(argv: Record<string, unknown>, reporter: Reporter):
 async function historyCommand(argv: Record<string, unknown>, reporter: Reporter): Promise<number> {
   const { config, flags } = load(argv, reporter, "history");
   const { withClient } = await import("./operator/client.js");
-  const { readHistory, formatHistory } = await import("./operator/history.js");
+  const { readHistory, readHistoryPhases, formatHistory } = await import("./operator/history.js");
   // --app filters; the app name from the environment (HEROKU_APP_NAME...) does not.
   const app = typeof flags.app === "string" ? config.app : undefined;
-  const attempts = await withClient(config, "history", (client) =>
-    readHistory(client, config, { release: config.release, app, limit: config.limit }),
-  );
-  print(reporter, config.json ? JSON.stringify(attempts, null, 2) : formatHistory(attempts));
+  const [attempts, phases] = await withClient(config, "history", async (client) => {
+    const read = await readHistory(client, config, { release: config.release, app, limit: config.limit });
+    return [read, config.json ? [] : await readHistoryPhases(client, config, read)] as const;
+  });
+  print(reporter, config.json ? JSON.stringify(attempts, null, 2) : formatHistory(attempts, phases));
   return ExitCode.ok;
 }
 

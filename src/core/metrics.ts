@@ -2,6 +2,7 @@
 // The snapshot is read by db/ledger/reads.ts (readMetricsSnapshot); formatMetrics turns it into text.
 
 import { ATTEMPT_STATUSES } from "./records.js";
+import { RUN_STATES, type ReleasePhase } from "./release-phase.js";
 
 /** The Content-Type of the text format that Prometheus scrapes. */
 export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
@@ -29,6 +30,8 @@ export interface MetricsSnapshot {
   lockCancels: { task: string; count: number }[];
   /** Finished attempts with a duration, by task and status: cumulative bucket counts (DURATION_BUCKETS_SECONDS). */
   durations: { task: string; status: string; buckets: number[]; count: number; sumSeconds: number }[];
+  /** The newest release run from tasks files, as a whole; null when none was (or the ledger predates plans). */
+  phase?: ReleasePhase | null | undefined;
 }
 
 // ------------------------------------------------------------------------------------------ format
@@ -95,6 +98,36 @@ function attemptGrid(snapshot: MetricsSnapshot): MetricsSnapshot["attempts"] {
   );
 }
 
+/**
+ * The newest release run from tasks files: one info sample (its id and state), and its tasks' runs by
+ * state (one run per app for an `app` task), every state of every task present, 0 where none is.
+ */
+function phaseFamilies(phase: ReleasePhase | null | undefined): string[] {
+  const runs: Sample[] = [];
+  for (const task of phase?.tasks ?? []) {
+    if (task.state === "unrecorded") continue;
+    for (const state of RUN_STATES)
+      runs.push([
+        { task: task.name, scope: task.scope, state },
+        task.runs.filter((r) => r.state === state).length,
+      ]);
+  }
+  return [
+    family(
+      `${PREFIX}_release_info`,
+      "gauge",
+      "1 for the newest release run from a tasks file, labelled with its id and its state as a whole (succeeded, running, failed, pending).",
+      phase === null || phase === undefined ? [] : [[{ release: phase.releaseId, state: phase.state }, 1]],
+    ),
+    family(
+      `${PREFIX}_release_task_runs`,
+      "gauge",
+      "Runs of each task of the newest release run from a tasks file, by scope and state (succeeded, running, failed, pending): one run for a release task, one per app for an app task; every-process tasks are not in the ledger.",
+      runs,
+    ),
+  ];
+}
+
 /** The whole /metrics body, ending with a newline. */
 export function formatMetrics(snapshot: MetricsSnapshot): string {
   const histogram: Sample[] = [];
@@ -150,6 +183,7 @@ export function formatMetrics(snapshot: MetricsSnapshot): string {
       "How long finished attempts ran, by task and status.",
       histogram,
     ),
+    ...phaseFamilies(snapshot.phase),
   ];
   return `${families.join("\n")}\n`;
 }

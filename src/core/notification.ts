@@ -4,6 +4,7 @@
 import { formatDuration } from "./duration.js";
 import { describeTry, type LockTry } from "./lock-guard.js";
 import { ABANDONED_BECAUSE } from "./ownership.js";
+import { describePhase, type ReleasePhase } from "./release-phase.js";
 import { shortReleaseId } from "./release-id.js";
 
 /** How an attempt ended, or "timeout" when a follower gave up waiting. */
@@ -33,6 +34,8 @@ export interface NotifyEvent {
   leaderApp?: string | undefined;
   /** The tries the lock-queue guard cancelled during the attempt, oldest first. */
   tries?: LockTry[] | undefined;
+  /** The release as a whole when it runs from tasks files, read as the attempt ended. */
+  phase?: ReleasePhase | null | undefined;
 }
 
 /** The JSON body. `text` makes a Slack incoming webhook (and most chat webhooks) show a readable line. */
@@ -53,6 +56,8 @@ export interface NotificationPayload {
   outputTail: string | null;
   /** The lock-queue guard's cancelled tries (each: when, how long it waited, what blocked it); empty when none. */
   tries: LockTry[];
+  /** The release as a whole (each task with its scope, runs, outcome, what is pending) when it runs from tasks files; else null. */
+  phase: ReleasePhase | null;
   /** When this notification was built (ISO 8601). */
   at: string;
 }
@@ -119,6 +124,8 @@ export function buildNotification(
       : `release-orchestrator: ${event.app} (${event.role}): ${where} ${describeEnd(event)}${attempt}.`;
   const tries = event.tries ?? [];
   for (const t of tries.slice(-5)) text += `\nlock guard: ${describeTry(t)}.`;
+  const phase = event.phase ?? null;
+  if (phase !== null) text += `\n${describePhase(phase).join("\n")}`;
   text = slackEscape(scrub(text));
   if (tail !== null && event.status !== "succeeded") {
     const shown = lastLines(tail, TEXT_TAIL_LINES, 1500).replace(/```/g, "'''");
@@ -147,6 +154,14 @@ export function buildNotification(
         query: t.blocker.query === null ? null : scrub(t.blocker.query),
       },
     })),
+    phase:
+      phase === null
+        ? null
+        : (JSON.parse(
+            JSON.stringify(phase, (_key, value: unknown) =>
+              typeof value === "string" ? scrub(value) : value,
+            ),
+          ) as ReleasePhase),
     at: now.toISOString(),
   };
 }

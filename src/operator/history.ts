@@ -3,6 +3,8 @@
 import type pg from "pg";
 import { formatDuration } from "../core/duration.js";
 import type { AttemptWithFollowers } from "../core/records.js";
+import { describePhase, type ReleasePhase } from "../core/release-phase.js";
+import { readPhases } from "../db/ledger/plans.js";
 import { readAttempts, type HistoryFilter } from "../db/ledger/reads.js";
 import type { Config } from "../core/config.js";
 import { ledgerFor } from "./client.js";
@@ -17,8 +19,28 @@ export function readHistory(
   return readAttempts(client, ledgerFor(config), { includeOutput: false, ...filter });
 }
 
-export function formatHistory(attempts: AttemptWithFollowers[]): string {
+/** The releases among these attempts that ran from a tasks file, each as a whole (newest first, at most 5). */
+export function readHistoryPhases(
+  client: pg.Client,
+  config: Pick<Config, "schema" | "lockName">,
+  attempts: readonly AttemptWithFollowers[],
+): Promise<ReleasePhase[]> {
+  const releaseIds = [...new Set(attempts.flatMap((a) => (a.releaseId === null ? [] : [a.releaseId])))];
+  if (releaseIds.length === 0) return Promise.resolve([]);
+  return readPhases(client, ledgerFor(config), { releaseIds, limit: 5 });
+}
+
+/** The attempts' table, then each release that ran from a tasks file as a whole. */
+export function formatHistory(
+  attempts: AttemptWithFollowers[],
+  phases: readonly ReleasePhase[] = [],
+): string {
   if (attempts.length === 0) return "No attempts recorded.";
+  const wholes = phases.flatMap((phase) => ["", ...describePhase(phase)]);
+  return [formatAttempts(attempts), ...wholes].join("\n");
+}
+
+function formatAttempts(attempts: AttemptWithFollowers[]): string {
   const rows: string[][] = [];
   for (const a of attempts) {
     const c = cells(a);

@@ -8,6 +8,7 @@ import { formatDuration } from "../core/duration.js";
 import { describeTry } from "../core/lock-guard.js";
 import type { AttemptWithFollowers, FollowerRecord } from "../core/records.js";
 import { shortReleaseId } from "../core/release-id.js";
+import type { ReleasePhase } from "../core/release-phase.js";
 import type { ReleaseRecord } from "../core/releases.js";
 import type { LockHolder } from "../db/session.js";
 import type { PageData } from "./page/api.js";
@@ -50,8 +51,15 @@ export interface ReleasesResponse {
     name: string;
     holder: { pid: number; applicationName: string | null; since: string | null } | null;
   };
+  /** Newest first: the releases run from tasks files, each as a whole (core/release-phase.ts). */
+  phases: PhaseResponse[];
   /** Newest release first. */
   releases: ReleaseResponse[];
+}
+
+export interface PhaseResponse extends ReleasePhase {
+  /** The release id's short form (7 digits of a commit hash). */
+  shortReleaseId: string;
 }
 
 /** The page (page/page.ts) reads the response as PageData: a field it needs renamed here fails this line. */
@@ -65,6 +73,7 @@ export interface ReleasesRead {
   lockName: string;
   holder: LockHolder | undefined;
   releases: ReleaseRecord[];
+  phases: ReleasePhase[];
   /** When they were read, by the database clock (ms). */
   now: number;
 }
@@ -81,6 +90,7 @@ export function toReleasesResponse(read: ReleasesRead): ReleasesResponse {
           ? null
           : { pid: holder.pid, applicationName: holder.applicationName, since: holder.backendStart },
     },
+    phases: read.phases.map((phase) => ({ ...phase, shortReleaseId: shortReleaseId(phase.releaseId) })),
     releases: read.releases.map((release) => toReleaseResponse(release, read.now)),
   };
 }

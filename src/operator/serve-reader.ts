@@ -17,6 +17,7 @@ import {
   isConnectionLoss,
   pgClientConfig,
 } from "../db/connect.js";
+import { readPhasesIfRecorded } from "../db/ledger/plans.js";
 import { readAttempts, readMetricsSnapshot, readUnattachedOutcomes } from "../db/ledger/reads.js";
 import { isReadable, readPresence } from "../db/ledger/schema.js";
 import { ledgerOf, type Ledger } from "../db/ledger/sql.js";
@@ -34,6 +35,7 @@ async function readReleasesResponse(
   // every read after it (a fresh database, before any run, answered 503).
   const readable = isReadable(await readPresence(client, ledger));
   const attempts = readable ? await readAttempts(client, ledger, { limit }) : [];
+  const phases = await readPhasesIfRecorded(client, ledger);
   const releases = groupReleases(attempts, readable ? await readUnattachedOutcomes(client, ledger) : []);
   const holder = await readLockHolder(client, ledger.key);
   // A running attempt has run until now by the database's clock, the one its start was taken by.
@@ -45,6 +47,7 @@ async function readReleasesResponse(
     lockName: config.lockName,
     holder,
     releases,
+    phases,
     now,
   });
 }
@@ -97,9 +100,12 @@ export function createLedgerReader(config: Config, reporter: Reporter): LedgerRe
       return reading;
     },
     metrics: () =>
-      tracked(async (client) =>
-        reporter.redact(formatMetrics(await readMetricsSnapshot(client, ledger, config.lockName))),
-      ),
+      tracked(async (client) => {
+        // Asked first: the snapshot's read of a missing ledger would abort the reads after it.
+        const [phase] = await readPhasesIfRecorded(client, ledger, { limit: 1 });
+        const snapshot = await readMetricsSnapshot(client, ledger, config.lockName);
+        return reporter.redact(formatMetrics({ ...snapshot, phase: phase ?? null }));
+      }),
     async ping() {
       const started = Date.now();
       const ok = await tracked((client) => client.query("SELECT 1"));

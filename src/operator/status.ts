@@ -10,6 +10,8 @@ import { describeStalled } from "../core/ownership.js";
 import { describeTry, type LockTry } from "../core/lock-guard.js";
 import { deriveLockKey, type LockKey } from "../core/lock-key.js";
 import type { AttemptWithFollowers, FollowerRecord } from "../core/records.js";
+import { describePhase, type ReleasePhase } from "../core/release-phase.js";
+import { readPhases } from "../db/ledger/plans.js";
 import { readAttempts, readWaiters } from "../db/ledger/reads.js";
 import { readPresence } from "../db/ledger/schema.js";
 import { ledgerOf } from "../db/ledger/sql.js";
@@ -23,6 +25,8 @@ export interface StatusReport {
   /** Processes recorded as waiting: "waiting" (heartbeat fresh) or "gone" (killed, or lost their connection). */
   waiters: FollowerRecord[];
   latest: AttemptWithFollowers[];
+  /** The newest releases run from a tasks file, each as a whole (its tasks, who ran them, what is pending). */
+  phases: ReleasePhase[];
   ledger: { schema: string; exists: boolean };
   now: string;
 }
@@ -36,6 +40,7 @@ export async function readStatus(client: pg.Client, config: Config, limit = 10):
     (await client.query<{ now: Date }>("SELECT clock_timestamp() AS now")).rows[0]?.now ?? new Date();
   const recent = await readAttempts(client, ledger, { limit: 200, includeOutput: false });
   const waiters = await readWaiters(client, ledger);
+  const phases = await readPhases(client, ledger, { limit: 3 });
   const running = recent
     .filter((a) => a.status === "running")
     .map((a) => ({ ...a, heartbeatAgeMs: now.getTime() - Date.parse(a.heartbeatAt), stalled: isStalled(a) }));
@@ -53,6 +58,7 @@ export async function readStatus(client: pg.Client, config: Config, limit = 10):
     running,
     waiters,
     latest,
+    phases,
     ledger: { schema: config.schema, exists },
     now: now.toISOString(),
   };
@@ -102,6 +108,7 @@ export function formatStatus(report: StatusReport): string {
   }
   if (report.running.length === 0) out.push("Running: nothing.");
   out.push(...formatWaiters(report));
+  for (const phase of report.phases) out.push("", ...describePhase(phase));
   out.push("", "Latest attempts:");
   out.push(
     table(

@@ -7,13 +7,10 @@
 import { hostname } from "node:os";
 import type { RunResult } from "../core/endings.js";
 import { UsageError } from "../core/errors.js";
-import { deriveLockKey } from "../core/lock-key.js";
-import { applicationName, connect, connectionSettings } from "../db/connect.js";
 import { readArrivals, recordArrival } from "../db/ledger/arrivals.js";
-import { ensureLedger } from "../db/ledger/schema.js";
-import { ledgerOf } from "../db/ledger/sql.js";
 import type { TaskPlan } from "../load/tasks.js";
 import { resolveReleaseId } from "../load/release-id.js";
+import { withLedger } from "./ledger-client.js";
 import { runRelease, type RunInput } from "./runbook.js";
 
 export async function runPostDeploy(input: RunInput, task: TaskPlan, app: string): Promise<RunResult> {
@@ -36,15 +33,7 @@ export async function runPostDeploy(input: RunInput, task: TaskPlan, app: string
     throw new UsageError(
       `${task.name} is a post-deploy task (after:): it needs a release id to know when every app has arrived; set RELEASE_ID or stamp a .release-id file.`,
     );
-  const ledger = ledgerOf(config.schema, deriveLockKey(config.lockName));
-  const client = await connect({
-    ...connectionSettings(config, "run"),
-    applicationName: applicationName([app, "post-deploy", task.name]),
-    signal: input.signal,
-  });
-  let missing: string[];
-  try {
-    await ensureLedger(client, ledger, input.signal);
+  const arrived = await withLedger(input, [app, "post-deploy", task.name], async (client, ledger) => {
     await recordArrival(client, ledger, {
       releaseId: release.id,
       task: task.name,
@@ -54,11 +43,9 @@ export async function runPostDeploy(input: RunInput, task: TaskPlan, app: string
       pid: process.pid,
       role: config.role,
     });
-    const arrived = await readArrivals(client, ledger, release.id, task.name, after);
-    missing = after.filter((name) => !arrived.includes(name));
-  } finally {
-    await client.end().catch(() => {});
-  }
+    return readArrivals(client, ledger, release.id, task.name, after);
+  });
+  const missing = after.filter((name) => !arrived.includes(name));
   if (missing.length > 0) {
     reporter.info(
       `${task.name}: waits for ${missing.join(", ")} (post-deploy: it runs once every one of ${after.join(", ")} has finished the tasks before it); this app goes on.`,

@@ -6,10 +6,12 @@ import type { Config, Environment } from "../core/config.js";
 import { decide } from "../core/decide.js";
 import type { RunResult } from "../core/endings.js";
 import { UsageError } from "../core/errors.js";
+import type { ReleasePhase } from "../core/release-phase.js";
 import type { Reporter } from "../core/reporter.js";
 import { unversionedWarning } from "../core/release-id.js";
 import { passwordOf } from "../core/secrets.js";
 import { readState } from "../db/ledger/attempts.js";
+import { readPhases } from "../db/ledger/plans.js";
 import { ensureLedger } from "../db/ledger/schema.js";
 import { appName } from "../load/config.js";
 import { resolveReleaseId } from "../load/release-id.js";
@@ -114,7 +116,7 @@ async function decideUntilDone(ctx: RunContext, link: Link, progress: Progress):
         if (config.command === undefined)
           throw new UsageError("No command to run: put it after -- or set RELEASE_COMMAND.");
         const led = await withClaim(ctx, link, (claim) => lead(ctx, claim, link));
-        if (led !== undefined) return notifyLed(ctx, led.value);
+        if (led !== undefined) return notifyLed(ctx, link, led.value);
         break; // lost the race (another claim, or a success meanwhile): read and decide again
       }
       case "done":
@@ -143,8 +145,27 @@ async function decideUntilDone(ctx: RunContext, link: Link, progress: Progress):
 }
 
 /** Sends the lead's notification once its row is final and its lock released; an interrupted release has little time left (Heroku gives 30 s after SIGTERM). */
-async function notifyLed(ctx: RunContext, led: Led): Promise<RunResult> {
+async function notifyLed(ctx: RunContext, link: Link, led: Led): Promise<RunResult> {
   const interrupted = led.ending.outcome === "interrupted";
-  await notifyOutcome(ctx.config, led.notify, ctx.reporter, interrupted ? { budgetMs: 3000 } : {});
+  const phase = interrupted ? null : await phaseOf(ctx, link);
+  await notifyOutcome(
+    ctx.config,
+    { ...led.notify, phase },
+    ctx.reporter,
+    interrupted ? { budgetMs: 3000 } : {},
+  );
   return result(ctx, led.ending.outcome, led.ending.exitCode, led.attemptId);
+}
+
+/** The release as a whole for the notification, when one is sent and the release runs from tasks files. */
+async function phaseOf(ctx: RunContext, link: Link): Promise<ReleasePhase | null> {
+  const releaseId = ctx.release?.id;
+  if (ctx.config.notifyUrl === undefined || releaseId === undefined) return null;
+  try {
+    const [phase] = await link.step((client) => readPhases(client, ctx.ledger, { releaseIds: [releaseId] }));
+    return phase ?? null;
+  } catch (error) {
+    ctx.reporter.debug(`could not read the release as a whole for the notification: ${String(error)}`);
+    return null;
+  }
 }

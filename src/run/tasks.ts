@@ -8,19 +8,18 @@ import { hostname } from "node:os";
 import type { Config } from "../core/config.js";
 import type { Role } from "../core/options.js";
 import { describeExit, exitCodeForSignal, type RunResult } from "../core/endings.js";
+import { appTaskName } from "../core/release-phase.js";
 import { readTasksFile, type TaskPlan as ReleaseTask } from "../load/tasks.js";
+import { recordPlan } from "../db/ledger/plans.js";
+import { resolveReleaseId } from "../load/release-id.js";
 import { checkCommand, describeCommand, startCommand } from "./command.js";
+import { withLedger } from "./ledger-client.js";
 import { runPostDeploy } from "./post-deploy.js";
 import { runRelease, type RunInput } from "./runbook.js";
 
 /** A `release` task with `after:`: run once every named app has finished the tasks before it. */
 export function isPostDeploy(task: ReleaseTask): boolean {
   return (task.after ?? []).length > 0;
-}
-
-/** The ledger's task name of an `app`-scope task: one per app, so each app runs it once per release. */
-export function appTaskName(task: string, app: string): string {
-  return `${task}@${app}`;
 }
 
 /** `run`: the command after -- (or RELEASE_COMMAND) as one task; with neither, the tasks file's tasks. */
@@ -39,6 +38,7 @@ export async function runReleasePhase(input: RunInput): Promise<RunResult> {
 export async function runTasks(input: RunInput, tasks: readonly ReleaseTask[]): Promise<RunResult> {
   const { reporter } = input;
   const app = input.config.app ?? hostname();
+  await recordPlanOf(input, tasks, app);
   let last: RunResult | undefined;
   for (const [index, task] of tasks.entries()) {
     reporter.setContext({ task: task.name });
@@ -61,6 +61,22 @@ export async function runTasks(input: RunInput, tasks: readonly ReleaseTask[]): 
   }
   if (last === undefined) throw new Error("a tasks file has at least one task");
   return last;
+}
+
+/** Records the tasks this app's file lists for the release, so that the release shows as a whole. */
+async function recordPlanOf(input: RunInput, tasks: readonly ReleaseTask[], app: string): Promise<void> {
+  const release = await resolveReleaseId(input.config, input.env, input.cwd);
+  if (release === undefined) return; // unversioned: no release to show as a whole (the runbook warns)
+  const planned = tasks.map(({ name, scope, after }) => ({ name, scope, after: after?.slice() }));
+  await withLedger(input, [app, "plan"], (client, ledger) =>
+    recordPlan(client, ledger, {
+      releaseId: release.id,
+      app,
+      tasks: planned,
+      host: hostname(),
+      pid: process.pid,
+    }),
+  );
 }
 
 /**

@@ -24,7 +24,7 @@ const server = (over: Partial<ServerProbe> = {}): ServerProbe => ({
   versionNum: 150018,
   user: "app",
   ssl: true,
-  ledger: { schemaExists: true, usable: true, canCreate: true, version: 2, readOnly: false },
+  ledger: { schemaExists: true, usable: true, canCreate: true, version: 3, readOnly: false },
   proven: true,
   leaked: [],
   holder: undefined,
@@ -161,6 +161,10 @@ describe("doctor's checks", () => {
       message: "The ledger exists in schema release_orchestrator.",
     });
     expect(ledger({ version: 1 })?.message).toMatch(/0\.1\.0's; the next run upgrades it/);
+    expect(ledger({ version: 2 })).toMatchObject({
+      verdict: "pass",
+      message: "The ledger exists in schema release_orchestrator (version 2; the next run upgrades it to 3).",
+    });
     expect(ledger({ usable: false })).toMatchObject({
       verdict: "fail",
       message: "This user may not use the ledger schema release_orchestrator.",
@@ -169,7 +173,7 @@ describe("doctor's checks", () => {
       verdict: "fail",
       message: expect.stringMatching(/not a release-orchestrator ledger/) as unknown,
     });
-    expect(ledger({ version: 3 })).toMatchObject({
+    expect(ledger({ version: 4 })).toMatchObject({
       verdict: "fail",
       fix: "Upgrade release-orchestrator on every app.",
     });

@@ -2,7 +2,8 @@
 
 import { describe, expect, it } from "vitest";
 import { DURATION_BUCKETS_SECONDS, formatMetrics, type MetricsSnapshot } from "../../src/core/metrics.js";
-import { ATTEMPT_STATUSES } from "../../src/core/records.js";
+import { ATTEMPT_STATUSES, type Attempt, type AttemptStatus } from "../../src/core/records.js";
+import { buildPhase } from "../../src/core/release-phase.js";
 import { parseExposition, valueOf } from "../support/prometheus.js";
 
 const snapshot: MetricsSnapshot = {
@@ -52,6 +53,8 @@ describe("formatMetrics", () => {
       release_orchestrator_waiters: "gauge",
       release_orchestrator_lock_cancels_total: "counter",
       release_orchestrator_attempt_duration_seconds: "histogram",
+      release_orchestrator_release_info: "gauge",
+      release_orchestrator_release_task_runs: "gauge",
     });
     for (const [name, family] of exposition.families) expect(family.help, name).toMatch(/\S{3}/);
     expect(text.endsWith("\n")).toBe(true);
@@ -143,6 +146,63 @@ describe("formatMetrics", () => {
       }),
     );
     expect(empty.samples.map((s) => s.name)).toEqual(["release_orchestrator_lock_held"]);
+  });
+
+  it("gives the newest release run from tasks files as a whole: its id and state, its tasks' runs by state", () => {
+    const plan = (app: string, second: number) => ({
+      releaseId: "3f2c1a9e",
+      app,
+      tasks: [
+        { name: "migrate", scope: "release" as const },
+        { name: "assets", scope: "app" as const },
+        { name: "smoke", scope: "every" as const },
+      ],
+      host: "h",
+      pid: 1,
+      recordedAt: `2026-12-04T12:00:0${second}.000Z`,
+    });
+    const ran = (id: number, task: string, status: AttemptStatus): Attempt => ({
+      id,
+      releaseId: "3f2c1a9e",
+      task,
+      lockName: "release-orchestrator",
+      app: "s-app",
+      host: "h",
+      pid: 1,
+      role: "auto",
+      command: null,
+      status,
+      exitCode: 0,
+      signal: null,
+      startedAt: "2026-12-04T12:00:10.000Z",
+      heartbeatAt: "2026-12-04T12:00:10.000Z",
+      finishedAt: null,
+      durationMs: null,
+      outputTail: null,
+      lockBackendPid: null,
+      tries: [],
+      lease: null,
+      blocked: null,
+    });
+    const phase = buildPhase(
+      [plan("s-app", 1), plan("s-admin", 2)],
+      [ran(1, "migrate", "succeeded"), ran(2, "assets@s-app", "running")],
+    );
+    const whole = parseExposition(formatMetrics({ ...snapshot, phase }));
+    expect(
+      valueOf(whole, "release_orchestrator_release_info", { release: "3f2c1a9e", state: "running" }),
+    ).toBe(1);
+    const runs = (task: string, scope: string, state: string) =>
+      valueOf(whole, "release_orchestrator_release_task_runs", { task, scope, state });
+    expect(runs("migrate", "release", "succeeded")).toBe(1);
+    expect(runs("migrate", "release", "failed"), "every state, zeros included").toBe(0);
+    expect(runs("assets", "app", "running")).toBe(1);
+    expect(runs("assets", "app", "pending")).toBe(1);
+    expect(
+      whole.samples.some((s) => s.labels.task === "smoke"),
+      "every-process tasks are not in the ledger",
+    ).toBe(false);
+    expect(exposition.samples.some((s) => s.name.startsWith("release_orchestrator_release_"))).toBe(false);
   });
 
   it("the parser check fails on a malformed line (so the checks above can fail)", () => {

@@ -5,6 +5,7 @@ import { parseConfig } from "../../src/core/config.js";
 import { buildNotification, TAIL_LINES, type NotifyEvent } from "../../src/core/notification.js";
 import { NOTIFY_BUDGET_MS, retryDelay } from "../../src/run/notify.js";
 import { createReporter } from "../../src/core/reporter.js";
+import { buildPhase } from "../../src/core/release-phase.js";
 
 const PASSWORD = "s3cret/pw@x";
 const failed: NotifyEvent = {
@@ -66,6 +67,42 @@ describe("buildNotification", () => {
       "release-orchestrator: s-app (leader): migrate for release 3f2c1a9 succeeded in 2 s (attempt #12).",
     );
     expect(payload.outputTail).toContain("AddBioToUsers");
+  });
+
+  it("carries the release as a whole when it runs from tasks files: its lines in the text, the phase in the payload", () => {
+    const phase = buildPhase(
+      [
+        {
+          releaseId: failed.releaseId as string,
+          app: "s-app",
+          tasks: [
+            { name: "migrate", scope: "release" },
+            { name: "contract", scope: "release", after: ["s-app", `s-admin-${PASSWORD}`] },
+          ],
+          host: "run.1234",
+          pid: 4,
+          recordedAt: "2026-11-30T11:59:00.000Z",
+        },
+      ],
+      [],
+    );
+    const payload = buildNotification(
+      { ...failed, status: "succeeded", exitCode: 0, phase },
+      scrubber(),
+      now,
+    );
+    expect(payload.text.split("\n")).toEqual([
+      "release-orchestrator: s-app (leader): migrate for release 3f2c1a9 succeeded in 2 s (attempt #12).",
+      `Release ${failed.releaseId} as a whole (1 app: s-app): pending; pending: migrate: pending; contract: waits for s-app, s-admin-*****.`,
+      "  migrate (release): pending.",
+      "  contract (release, after s-app, s-admin-*****): waits for s-app, s-admin-*****.",
+    ]);
+    expect(payload.phase?.tasks.map((t) => [t.name, t.scope, t.state])).toEqual([
+      ["migrate", "release", "pending"],
+      ["contract", "release", "pending"],
+    ]);
+    expect(JSON.stringify(payload)).not.toContain(PASSWORD);
+    expect(buildNotification(failed, scrubber(), now).phase, "a single task: no phase").toBeNull();
   });
 
   it("names a follower's timeout and whom it waited for", () => {

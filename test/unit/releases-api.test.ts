@@ -157,7 +157,13 @@ describe("/api/releases", () => {
   });
 
   it("says who holds the lock, or null", () => {
-    const head = { schema: "release_orchestrator", limit: 20, lockName: "release-orchestrator", now: NOW };
+    const head = {
+      schema: "release_orchestrator",
+      limit: 20,
+      lockName: "release-orchestrator",
+      now: NOW,
+      phases: [],
+    };
     const holder = {
       pid: 901,
       applicationName: "release-orchestrator s-app",
@@ -177,6 +183,7 @@ describe("/api/releases", () => {
       schema: "release_orchestrator",
       limit: 20,
       lock: { name: "release-orchestrator", holder: null },
+      phases: [],
       releases: [],
     });
   });

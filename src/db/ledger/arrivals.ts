@@ -4,13 +4,9 @@
 // app that finds every named app arrived runs the task.
 
 import type pg from "pg";
+import { arrivalTask } from "../../core/release-phase.js";
 import type { NewAttempt } from "./attempts.js";
 import type { Ledger } from "./sql.js";
-
-/** The ledger's task name of an app's arrival before post-deploy task `task`. */
-export function arrivalTask(task: string, app: string): string {
-  return `${task}:arrived@${app}`;
-}
 
 /** Records this app's arrival (once per release and app: replicas and retries find it there). */
 export async function recordArrival(

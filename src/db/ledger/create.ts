@@ -3,8 +3,11 @@
 
 import type { Ledger } from "./sql.js";
 
-/** The ledger's schema version; 0.1.0 wrote version 1 (no constraints, no lock signal). */
-export const LEDGER_VERSION = 2;
+/**
+ * The ledger's schema version; 0.1.0 wrote version 1 (no constraints, no lock signal), version 2 had
+ * no `plans` table (the release tasks each app's tasks file lists).
+ */
+export const LEDGER_VERSION = 3;
 /** The comment on the attempts table that says it is ours, and which version (readable in one statement). */
 export const LEDGER_MARKER = `release-orchestrator ledger v${LEDGER_VERSION}`;
 /** How a marker reads, for any version. */
@@ -57,6 +60,26 @@ export function createStatements(ledger: Ledger): string[] {
        heartbeat_at timestamptz
      )`,
     `CREATE TABLE ${ledger.table("meta")} (key text PRIMARY KEY, value text NOT NULL)`,
+    ...planStatements(ledger),
+  ];
+}
+
+/**
+ * The `plans` table (version 3): per release and app, the tasks its tasks file lists, in order, so
+ * that status, history, the page, /metrics and the notification can show the release as a whole and
+ * what is still pending. One row per release and app (the primary key); the last run's file wins.
+ */
+export function planStatements(ledger: Ledger): string[] {
+  return [
+    `CREATE TABLE ${ledger.table("plans")} (
+       release_id  text NOT NULL,
+       app         text NOT NULL,
+       tasks       jsonb NOT NULL,
+       host        text NOT NULL,
+       pid         integer NOT NULL,
+       recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+       PRIMARY KEY (release_id, app)
+     )`,
   ];
 }
 
@@ -67,6 +90,10 @@ export function createStatements(ledger: Ledger): string[] {
  */
 export function finishStatements(ledger: Ledger): { text: string; values?: unknown[] }[] {
   const attempts = ledger.table("attempts");
+  return [...constraintStatements(attempts, ledger), ...markStatements(ledger)];
+}
+
+function constraintStatements(attempts: string, ledger: Ledger): { text: string }[] {
   return [
     {
       text: `ALTER TABLE ${attempts} ADD CONSTRAINT attempts_status_check
@@ -83,11 +110,17 @@ export function finishStatements(ledger: Ledger): { text: string; values?: unkno
       text: `CREATE INDEX follower_outcomes_waiting_idx ON ${ledger.table("follower_outcomes")} (task)
                WHERE outcome = 'waiting'`,
     },
+  ];
+}
+
+/** The version, in meta and in the attempts table's comment: the last statements of a create or an upgrade. */
+export function markStatements(ledger: Ledger): { text: string; values?: unknown[] }[] {
+  return [
     {
       text: `INSERT INTO ${ledger.table("meta")} (key, value) VALUES ('ledger_version', $1)
                ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       values: [String(LEDGER_VERSION)],
     },
-    { text: `COMMENT ON TABLE ${attempts} IS '${LEDGER_MARKER}'` },
+    { text: `COMMENT ON TABLE ${ledger.table("attempts")} IS '${LEDGER_MARKER}'` },
   ];
 }

@@ -6,9 +6,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type pg from "pg";
 import { UnsafeSetupError, UsageError } from "../../core/errors.js";
 import type { LockKey } from "../../core/lock-key.js";
-import { createStatements, finishStatements, LEDGER_VERSION, MARKER_PATTERN } from "./create.js";
+import {
+  createStatements,
+  finishStatements,
+  LEDGER_VERSION,
+  MARKER_PATTERN,
+  markStatements,
+} from "./create.js";
 import type { Ledger } from "./sql.js";
-import { upgradeFromV1Statements } from "./upgrade.js";
+import { upgradeFromV1Statements, upgradeFromV2Statements } from "./upgrade.js";
 
 const INSUFFICIENT_PRIVILEGE = "42501";
 
@@ -113,6 +119,18 @@ function ddlKey(key: LockKey): number {
   return (key.key ^ 0x5a5a5a5a) & 0x7fffffff;
 }
 
+/** What makes a ledger of this version current: undefined when there is nothing this process may do. */
+function stepsFrom(
+  version: LedgerPresence["version"],
+  ledger: Ledger,
+): { statements: string[]; finish: { text: string; values?: unknown[] }[] } | undefined {
+  if (version === "missing")
+    return { statements: createStatements(ledger), finish: finishStatements(ledger) };
+  if (version === 1) return { statements: upgradeFromV1Statements(ledger), finish: finishStatements(ledger) };
+  if (version === 2) return { statements: upgradeFromV2Statements(ledger), finish: markStatements(ledger) };
+  return undefined;
+}
+
 /** Creates or upgrades the ledger if this process gets the DDL lock; false when another one has it. */
 async function migrate(client: pg.Client, ledger: Ledger): Promise<boolean> {
   try {
@@ -123,15 +141,15 @@ async function migrate(client: pg.Client, ledger: Ledger): Promise<boolean> {
     ]);
     // Another process may have finished while we asked for the lock: read again inside it.
     const now = got.rows[0]?.got === true ? await readVersion(client, ledger) : undefined;
-    if (now !== "missing" && now !== 1) {
+    const steps = now === undefined ? undefined : stepsFrom(now, ledger);
+    if (steps === undefined) {
       // Not ours to do (another process has the lock, or it is done, foreign or newer): COMMIT keeps
       // rollbacks for real errors; ensureLedger reads again and says what it found.
       await client.query("COMMIT");
       return now === LEDGER_VERSION;
     }
-    const statements = now === "missing" ? createStatements(ledger) : upgradeFromV1Statements(ledger);
-    for (const text of statements) await client.query(text);
-    for (const statement of finishStatements(ledger)) await client.query(statement.text, statement.values);
+    for (const text of steps.statements) await client.query(text);
+    for (const statement of steps.finish) await client.query(statement.text, statement.values);
     await client.query("COMMIT");
     return true;
   } catch (error) {

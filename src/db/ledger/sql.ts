@@ -11,7 +11,7 @@ export interface Ledger {
   /** The schema as an SQL identifier (pg.escapeIdentifier: the one place it enters SQL text). */
   readonly quotedSchema: string;
   /** `"schema".table`, quoted once here. */
-  table(name: "attempts" | "follower_outcomes" | "meta"): string;
+  table(name: "attempts" | "follower_outcomes" | "meta" | "plans"): string;
   readonly key: LockKey;
   /** The NOTIFY channel of attempts starting and ending. */
   readonly channel: string;

@@ -1,8 +1,14 @@
-// The upgrade of a 0.1.0 ledger (version 1) in place: the columns it lacks, then the rows that the
-// new constraints would refuse. 0.1.0 could record several running or succeeded attempts: the newest
-// running one per lock and the first success per release are kept, the others marked.
+// Upgrades in place. A 0.1.0 ledger (version 1): the columns and tables it lacks, then the rows that
+// the new constraints would refuse. 0.1.0 could record several running or succeeded attempts: the
+// newest running one per lock and the first success per release are kept, the others marked. A
+// version 2 ledger: the plans table.
 
+import { planStatements } from "./create.js";
 import type { Ledger } from "./sql.js";
+
+export function upgradeFromV2Statements(ledger: Ledger): string[] {
+  return planStatements(ledger);
+}
 
 export function upgradeFromV1Statements(ledger: Ledger): string[] {
   const attempts = ledger.table("attempts");
@@ -22,5 +28,6 @@ export function upgradeFromV1Statements(ledger: Ledger): string[] {
     `UPDATE ${attempts} a SET status = 'abandoned', finished_at = coalesce(a.finished_at, clock_timestamp())
       WHERE a.status = 'running' AND EXISTS (SELECT 1 FROM ${attempts} b
             WHERE b.status = 'succeeded' AND b.task = a.task AND b.release_id = a.release_id)`,
+    ...planStatements(ledger),
   ];
 }

@@ -146,6 +146,14 @@ const tls = serverCheck("tls", (server, { config }) => {
   ];
 });
 
+/** What the next run does to an older ledger: "" when it is current. */
+function upgradeNote(version: number | "missing" | "foreign"): string {
+  if (version === 1) return " (0.1.0's; the next run upgrades it)";
+  if (typeof version === "number" && version < LEDGER_VERSION)
+    return ` (version ${version}; the next run upgrades it to ${LEDGER_VERSION})`;
+  return "";
+}
+
 const ledger = serverCheck("ledger", (server, { config }) => {
   const { schema } = config;
   const presence = server.ledger;
@@ -169,11 +177,7 @@ const ledger = serverCheck("ledger", (server, { config }) => {
     );
   if (presence.version !== "missing")
     return [
-      finding(
-        "ledger",
-        "pass",
-        `The ledger exists in schema ${schema}${presence.version === 1 ? " (0.1.0's; the next run upgrades it)" : ""}.`,
-      ),
+      finding("ledger", "pass", `The ledger exists in schema ${schema}${upgradeNote(presence.version)}.`),
     ];
   if (presence.canCreate || presence.schemaExists)
     return [

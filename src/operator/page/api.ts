@@ -53,8 +53,48 @@ export interface PageRelease {
   others: PageFollower[];
 }
 
+/** One run of a task of a release as a whole: the release's run of a `release` task, or one app's of an `app` task. */
+export interface PagePhaseRun {
+  /** The app an `app` task runs for; null for a `release` task. */
+  forApp: string | null;
+  /** succeeded, running, failed or pending. */
+  state: string;
+  /** The attempt that decides the state; null while pending. */
+  attempt: { id: number; app: string } | null;
+}
+
+export interface PagePhaseTask {
+  name: string;
+  /** release, app or every. */
+  scope: string;
+  /** A post-deploy task's apps; empty otherwise. */
+  after: string[];
+  /** succeeded, running, failed, pending, or unrecorded (an `every` task). */
+  state: string;
+  /** A post-deploy task not run yet: the named apps it waits for. */
+  waitsFor: string[];
+  /** The line status prints for the task ("contract (release, after s-web, s-admin): waits for s-admin."). */
+  text: string;
+  runs: PagePhaseRun[];
+}
+
+/** A release run from tasks files, as a whole. */
+export interface PagePhase {
+  releaseId: string;
+  shortReleaseId: string;
+  /** The apps that recorded a plan for it. */
+  apps: string[];
+  /** succeeded, running, failed or pending. */
+  state: string;
+  /** What is still to happen, one sentence each. */
+  pending: string[];
+  tasks: PagePhaseTask[];
+}
+
 export interface PageData {
   schema: string;
   lock: { holder: { pid: number; applicationName: string | null; since: string | null } | null };
+  /** Newest first: the releases run from tasks files, each as a whole. */
+  phases: PagePhase[];
   releases: PageRelease[];
 }
