@@ -16,6 +16,7 @@ import {
   type LedgerState,
   type NewAttempt,
 } from "../../src/db/ledger/attempts.js";
+import { readPhases, readPhasesIfRecorded, recordPlan } from "../../src/db/ledger/plans.js";
 import { ensureLedger, readVersion } from "../../src/db/ledger/schema.js";
 import { followerOutcome, followerWaited, ledgerOf, WAITER_GONE_MS } from "../../src/db/ledger/sql.js";
 import { beatWaiting, recordFollowerOutcome, startWaiting } from "../../src/db/ledger/waiters.js";
@@ -69,7 +70,7 @@ describe("ledger", () => {
     const db = await freshDb("create-race");
     const racers = await Promise.all(Array.from({ length: 8 }, () => connect(db)));
     await Promise.all(racers.map((c) => ensureLedger(c, ledger)));
-    expect(await readVersion(racers[0]!, ledger)).toBe(2);
+    expect(await readVersion(racers[0]!, ledger)).toBe(3);
     const indexes = await db.query<{ indexname: string }>(
       "SELECT indexname FROM pg_indexes WHERE schemaname = 'release_orchestrator' AND tablename = 'attempts' ORDER BY 1",
     );
@@ -366,5 +367,51 @@ describe("ledger", () => {
     const readOnly = await ensureLedger(client, ledger).catch((error: unknown) => error as ReleaseError);
     expect((readOnly as ReleaseError).exitCode).toBe(78);
     expect((readOnly as ReleaseError).message).toMatch(/read-only server/);
+  });
+
+  it("plans: one per release and app, the last run's file wins; a version 2 ledger reads as no plans and is upgraded once by racing clients", async () => {
+    const { db, a } = await readyDb("plans");
+    const plan = (tasks: { name: string; scope: "release" | "app" | "every" }[]) => ({
+      releaseId: "r1",
+      app: "s-app",
+      tasks,
+      host: "h",
+      pid: 1,
+    });
+    await recordPlan(a, ledger, plan([{ name: "migrate", scope: "release" }]));
+    await recordPlan(
+      a,
+      ledger,
+      plan([
+        { name: "migrate", scope: "release" },
+        { name: "assets", scope: "app" },
+      ]),
+    );
+    const rows = await db.query<{ app: string; tasks: unknown }>(
+      "SELECT app, tasks FROM release_orchestrator.plans",
+    );
+    expect(rows).toEqual([
+      {
+        app: "s-app",
+        tasks: [
+          { name: "migrate", scope: "release" },
+          { name: "assets", scope: "app" },
+        ],
+      },
+    ]);
+    expect((await readPhases(a, ledger)).map((p) => p.tasks.map((t) => t.name))).toEqual([
+      ["migrate", "assets"],
+    ]);
+    // Back to version 2: no plans table.
+    await db.query("DROP TABLE release_orchestrator.plans");
+    await db.query("UPDATE release_orchestrator.meta SET value = '2' WHERE key = 'ledger_version'");
+    await db.query("COMMENT ON TABLE release_orchestrator.attempts IS 'release-orchestrator ledger v2'");
+    expect(await readPhases(a, ledger)).toEqual([]);
+    expect(await readPhasesIfRecorded(a, ledger)).toEqual([]);
+    const racers = await Promise.all(Array.from({ length: 6 }, () => connect(db)));
+    await Promise.all(racers.map((c) => ensureLedger(c, ledger)));
+    expect(await readVersion(a, ledger)).toBe(3);
+    await recordPlan(a, ledger, plan([{ name: "migrate", scope: "release" }]));
+    expect(await readPhasesIfRecorded(a, ledger)).toHaveLength(1);
   });
 });
