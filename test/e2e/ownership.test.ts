@@ -53,7 +53,7 @@ const statuses = (db: TestDatabase) =>
   );
 
 describe("ownership", () => {
-  it("upgrades a real 0.1.0 ledger in place: version 3, constraints, duplicates marked, history kept", async () => {
+  it("upgrades a real 0.1.0 ledger in place: version 2, constraints, duplicates marked, history kept", async () => {
     const db = await freshDb("upgrade");
     await db.query(LEDGER_010);
     // Through a transaction-mode pooler 0.1.0 recorded several successes for one release (measured: up to 4).
@@ -77,7 +77,7 @@ describe("ownership", () => {
     const [meta] = await db.query<{ value: string }>(
       "SELECT value FROM release_orchestrator.meta WHERE key = 'ledger_version'",
     );
-    expect(meta?.value).toBe("3");
+    expect(meta?.value).toBe("2");
     const after = await statuses(db);
     expect(after).toHaveLength(before.length);
     // The first success per release stays; the later ones are marked duplicate; the rest is as it was.

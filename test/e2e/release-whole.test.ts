@@ -3,7 +3,7 @@
 // app task), its outcome, and what is still pending (a post-deploy task's missing apps, a failed app
 // task). Real processes, real PostgreSQL, psql as the work, a real HTTP receiver for the notification.
 
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -12,12 +12,13 @@ import { freePort } from "../../demo/free-port.js";
 import type { ReleasePhase } from "../../src/core/release-phase.js";
 import type { NotificationPayload } from "../../src/core/notification.js";
 import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
-import { runCli, scratchDir, startCli, type CliRun, type StartedCli } from "../support/cli.js";
+import { ROOT, runCli, scratchDir, startCli, type CliRun, type StartedCli } from "../support/cli.js";
 import { parseExposition, valueOf } from "../support/prometheus.js";
 import { requireTool } from "../support/tools.js";
 import { waitFor } from "../support/wait.js";
 
 requireTool("psql");
+const LEDGER_020 = readFileSync(join(ROOT, "test/fixtures/ledger-0.2.0.sql"), "utf8");
 const freshDb = useFreshDatabases("whole");
 const TOKEN = "whole-page-token-5b1c";
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -276,39 +277,51 @@ describe("the release as a whole", () => {
     expect(status.text).not.toContain("as a whole");
   });
 
-  it("a version 2 ledger (before plans): status, the page and /metrics read it, and the next run upgrades it to 3 and records its plan", async () => {
-    const db = await ready("v2");
-    const env = { DATABASE_URL: db.url, RELEASE_APP_NAME: "s-app" };
-    const earlier = await runCli(["run", "--release-id", "old-1", "--", "true"], { env });
-    expect(earlier.exitCode, earlier.stderr).toBe(0);
-    // What 0.2's first ledger was: no plans table, version 2 in meta and in the comment.
-    await db.query("DROP TABLE release_orchestrator.plans");
-    await db.query("UPDATE release_orchestrator.meta SET value = '2' WHERE key = 'ledger_version'");
-    await db.query("COMMENT ON TABLE release_orchestrator.attempts IS 'release-orchestrator ledger v2'");
+  it("a ledger 0.2.0 created (no tries, no plans): status, history, the page and /metrics read it; the next run adds them and keeps version 2", async () => {
+    const db = await ready("v020");
+    await db.query(LEDGER_020);
     const base = await serve(db.url);
     const api = await get(`${base}/api/releases`);
     expect(api.status, api.text).toBe(200);
-    const body = JSON.parse(api.text) as { phases: unknown[]; releases: { releaseId: string }[] };
+    const body = JSON.parse(api.text) as {
+      phases: unknown[];
+      releases: { releaseId: string; status: string }[];
+    };
     expect(body.phases).toEqual([]);
-    expect(body.releases.map((r) => r.releaseId)).toEqual(["old-1"]);
+    expect(body.releases.map((r) => [r.releaseId, r.status])).toEqual([
+      ["0b0b0b0", "succeeded"],
+      ["0a0a0a0", "succeeded"],
+    ]);
     const metrics = await get(`${base}/metrics`);
     expect(metrics.status, metrics.text).toBe(200);
-    expect(
-      valueOf(parseExposition(metrics.text), "release_orchestrator_attempts", {
-        task: "migrate",
-        status: "succeeded",
-      }),
-    ).toBe(1);
+    const before = parseExposition(metrics.text);
+    expect(valueOf(before, "release_orchestrator_attempts", { task: "migrate", status: "failed" })).toBe(1);
+    expect(valueOf(before, "release_orchestrator_lock_cancels_total", { task: "migrate" })).toBe(0);
     expect((await statusOf(db.url)).phases).toEqual([]);
+    const history = await runCli(["history"], { env: { DATABASE_URL: db.url } });
+    expect(history.exitCode, history.stderr).toBe(0);
+    expect(history.stdout).toMatch(/#2 +0b0b0b0 +migrate +s-app +auto +failed +3/);
+    const doctor = await runCli(["doctor"], { env: { DATABASE_URL: db.url } });
+    expect(doctor.stdout).toContain(
+      "(0.2.0's; the next run adds the lock guard's tries and the plans table)",
+    );
 
     const dir = appDir(tasksFile(["s-app"]));
-    const upgraded = await release(db.url, dir, "s-app", "s-app.1");
-    expect(upgraded.exitCode, upgraded.stderr).toBe(0);
-    const [meta] = await db.query<{ value: string }>(
-      "SELECT value FROM release_orchestrator.meta WHERE key = 'ledger_version'",
+    const completed = await release(db.url, dir, "s-app", "s-app.1");
+    expect(completed.exitCode, completed.stderr).toBe(0);
+    // Still version 2, so that apps still on 0.2.0 (which accept exactly version 2) keep working.
+    const [meta] = await db.query<{ value: string; comment: string }>(
+      `SELECT value, obj_description('release_orchestrator.attempts'::regclass) AS comment
+         FROM release_orchestrator.meta WHERE key = 'ledger_version'`,
     );
-    expect(meta?.value).toBe("3");
+    expect(meta).toEqual({ value: "2", comment: "release-orchestrator ledger v2" });
     expect((await statusOf(db.url)).phases[0]).toMatchObject({ releaseId: "whole-1", state: "succeeded" });
     expect((await pagePhases(base))[0]).toMatchObject({ releaseId: "whole-1", state: "succeeded" });
+    // 0.2.0's history is kept, and its finished release is not run again.
+    const again = await runCli(["run", "--release-id", "0a0a0a0", "--", "false"], {
+      env: { DATABASE_URL: db.url, RELEASE_APP_NAME: "s-app" },
+    });
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/already succeeded for release 0a0a0a0 \(attempt #1 by s-app\)/);
   });
 });

@@ -70,7 +70,7 @@ describe("ledger", () => {
     const db = await freshDb("create-race");
     const racers = await Promise.all(Array.from({ length: 8 }, () => connect(db)));
     await Promise.all(racers.map((c) => ensureLedger(c, ledger)));
-    expect(await readVersion(racers[0]!, ledger)).toBe(3);
+    expect(await readVersion(racers[0]!, ledger)).toBe(2);
     const indexes = await db.query<{ indexname: string }>(
       "SELECT indexname FROM pg_indexes WHERE schemaname = 'release_orchestrator' AND tablename = 'attempts' ORDER BY 1",
     );
@@ -369,7 +369,7 @@ describe("ledger", () => {
     expect((readOnly as ReleaseError).message).toMatch(/read-only server/);
   });
 
-  it("plans: one per release and app, the last run's file wins; a version 2 ledger reads as no plans and is upgraded once by racing clients", async () => {
+  it("plans: one per release and app, the last run's file wins; a ledger 0.2.0 created reads as no plans, and racing clients complete it", async () => {
     const { db, a } = await readyDb("plans");
     const plan = (tasks: { name: string; scope: "release" | "app" | "every" }[]) => ({
       releaseId: "r1",
@@ -402,15 +402,14 @@ describe("ledger", () => {
     expect((await readPhases(a, ledger)).map((p) => p.tasks.map((t) => t.name))).toEqual([
       ["migrate", "assets"],
     ]);
-    // Back to version 2: no plans table.
+    // A ledger 0.2.0 created: no plans table, no tries column.
     await db.query("DROP TABLE release_orchestrator.plans");
-    await db.query("UPDATE release_orchestrator.meta SET value = '2' WHERE key = 'ledger_version'");
-    await db.query("COMMENT ON TABLE release_orchestrator.attempts IS 'release-orchestrator ledger v2'");
+    await db.query("ALTER TABLE release_orchestrator.attempts DROP COLUMN tries");
     expect(await readPhases(a, ledger)).toEqual([]);
     expect(await readPhasesIfRecorded(a, ledger)).toEqual([]);
     const racers = await Promise.all(Array.from({ length: 6 }, () => connect(db)));
     await Promise.all(racers.map((c) => ensureLedger(c, ledger)));
-    expect(await readVersion(a, ledger)).toBe(3);
+    expect(await readVersion(a, ledger)).toBe(2);
     await recordPlan(a, ledger, plan([{ name: "migrate", scope: "release" }]));
     expect(await readPhasesIfRecorded(a, ledger)).toHaveLength(1);
   });

@@ -13,6 +13,7 @@ import {
   millisBetween,
   notifyAttempt,
   orphanPids,
+  triesOf,
   utc,
   type Ledger,
 } from "./sql.js";
@@ -36,7 +37,7 @@ export function attemptJson(
     'startedAt', ${utc(`${a}.started_at`)}, 'heartbeatAt', ${utc(`${a}.heartbeat_at`)},
     'finishedAt', ${utc(`${a}.finished_at`)}, 'durationMs', ${a}.duration_ms,
     'outputTail', ${options.outputTail === true ? `${a}.output_tail` : "NULL"},
-    'lockBackendPid', ${a}.lock_backend_pid, 'tries', ${a}.tries,
+    'lockBackendPid', ${a}.lock_backend_pid, 'tries', ${triesOf(a)},
     'lease', CASE WHEN ${running} THEN json_build_object(
       'endsAt', ${utc(leaseEnd(a))},
       'leftMs', ${millisBetween("clock_timestamp()", leaseEnd(a), "bigint")},

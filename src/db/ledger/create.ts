@@ -4,10 +4,12 @@
 import type { Ledger } from "./sql.js";
 
 /**
- * The ledger's schema version; 0.1.0 wrote version 1 (no constraints, no lock signal), version 2 had
- * no `plans` table (the release tasks each app's tasks file lists).
+ * The ledger's schema version; 0.1.0 wrote version 1 (no constraints, no lock signal). Additions that
+ * a version 2 process ignores (a column with a default, a new table) keep the version, so that apps on
+ * 0.2.0 and on this version can share one database: completeStatements adds them to a ledger that
+ * lacks them.
  */
-export const LEDGER_VERSION = 3;
+export const LEDGER_VERSION = 2;
 /** The comment on the attempts table that says it is ours, and which version (readable in one statement). */
 export const LEDGER_MARKER = `release-orchestrator ledger v${LEDGER_VERSION}`;
 /** How a marker reads, for any version. */
@@ -38,8 +40,7 @@ export function createStatements(ledger: Ledger): string[] {
        finished_at      timestamptz,
        duration_ms      integer,
        output_tail      text,
-       blocked          json,
-       tries            jsonb NOT NULL DEFAULT '[]'::jsonb
+       blocked          json
      )`,
     `CREATE INDEX attempts_task_release_idx ON ${ledger.table("attempts")} (task, release_id, id DESC)`,
     `CREATE TABLE ${ledger.table("follower_outcomes")} (
@@ -60,18 +61,21 @@ export function createStatements(ledger: Ledger): string[] {
        heartbeat_at timestamptz
      )`,
     `CREATE TABLE ${ledger.table("meta")} (key text PRIMARY KEY, value text NOT NULL)`,
-    ...planStatements(ledger),
+    ...completeStatements(ledger),
   ];
 }
 
 /**
- * The `plans` table (version 3): per release and app, the tasks its tasks file lists, in order, so
- * that status, history, the page, /metrics and the notification can show the release as a whole and
- * what is still pending. One row per release and app (the primary key); the last run's file wins.
+ * What this version adds to a version 2 ledger that 0.2.0 created, idempotent (IF NOT EXISTS), and
+ * ignored by a 0.2.0 process: `attempts.tries` (the lock-queue guard's cancelled tries) and the
+ * `plans` table (per release and app, the tasks its tasks file lists, in order, so that status,
+ * history, the page, /metrics and the notification show the release as a whole and what is pending;
+ * one row per release and app, the last run's file wins).
  */
-export function planStatements(ledger: Ledger): string[] {
+export function completeStatements(ledger: Ledger): string[] {
   return [
-    `CREATE TABLE ${ledger.table("plans")} (
+    `ALTER TABLE ${ledger.table("attempts")} ADD COLUMN IF NOT EXISTS tries jsonb NOT NULL DEFAULT '[]'::jsonb`,
+    `CREATE TABLE IF NOT EXISTS ${ledger.table("plans")} (
        release_id  text NOT NULL,
        app         text NOT NULL,
        tasks       jsonb NOT NULL,
@@ -90,10 +94,6 @@ export function planStatements(ledger: Ledger): string[] {
  */
 export function finishStatements(ledger: Ledger): { text: string; values?: unknown[] }[] {
   const attempts = ledger.table("attempts");
-  return [...constraintStatements(attempts, ledger), ...markStatements(ledger)];
-}
-
-function constraintStatements(attempts: string, ledger: Ledger): { text: string }[] {
   return [
     {
       text: `ALTER TABLE ${attempts} ADD CONSTRAINT attempts_status_check
@@ -110,17 +110,11 @@ function constraintStatements(attempts: string, ledger: Ledger): { text: string 
       text: `CREATE INDEX follower_outcomes_waiting_idx ON ${ledger.table("follower_outcomes")} (task)
                WHERE outcome = 'waiting'`,
     },
-  ];
-}
-
-/** The version, in meta and in the attempts table's comment: the last statements of a create or an upgrade. */
-export function markStatements(ledger: Ledger): { text: string; values?: unknown[] }[] {
-  return [
     {
       text: `INSERT INTO ${ledger.table("meta")} (key, value) VALUES ('ledger_version', $1)
                ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       values: [String(LEDGER_VERSION)],
     },
-    { text: `COMMENT ON TABLE ${ledger.table("attempts")} IS '${LEDGER_MARKER}'` },
+    { text: `COMMENT ON TABLE ${attempts} IS '${LEDGER_MARKER}'` },
   ];
 }

@@ -1,6 +1,6 @@
 // Plans: per release and app, the tasks its tasks file lists (written by run/tasks.ts before the first
 // task), and the release as a whole read back from them and the release's attempts (core/release-phase.ts).
-// A ledger without the plans table (version 2, before this process upgraded it) reads as no plans.
+// A ledger without the plans table (0.2.0's, until a run of this version adds it) reads as no plans.
 
 import type pg from "pg";
 import type { Attempt } from "../../core/records.js";
@@ -83,9 +83,9 @@ export async function readPhases(
 }
 
 /**
- * The same, asked of the catalogs first: nothing when the ledger is missing or predates plans (version
- * 2 until a run of this version upgrades it). Safe inside a read transaction, where a read of a missing
- * table would abort every read after it.
+ * The same, asked of the catalogs first: nothing when the ledger is missing or predates plans (one
+ * 0.2.0 created, until a run of this version adds them). Safe inside a read transaction, where a read
+ * of a missing table would abort every read after it.
  */
 export async function readPhasesIfRecorded(
   client: pg.Client,
@@ -93,6 +93,6 @@ export async function readPhasesIfRecorded(
   filter: PhaseFilter = {},
 ): Promise<ReleasePhase[]> {
   const presence = await readPresence(client, ledger);
-  if (presence.usable !== true || presence.version !== LEDGER_VERSION) return [];
+  if (presence.usable !== true || presence.version !== LEDGER_VERSION || !presence.complete) return [];
   return readPhases(client, ledger, filter);
 }

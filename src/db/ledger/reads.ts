@@ -8,7 +8,7 @@ import { DURATION_BUCKETS_SECONDS, type MetricsSnapshot } from "../../core/metri
 import { readLockHolders, type LockHolder } from "../session.js";
 import { attemptJson } from "./attempts.js";
 import { isReadable, readPresence } from "./schema.js";
-import { followerOutcome, leaseEnd, type Ledger } from "./sql.js";
+import { followerOutcome, leaseEnd, triesOf, type Ledger } from "./sql.js";
 import { followerJson, isMissingLedger } from "./waiters.js";
 
 export interface HistoryFilter {
@@ -120,7 +120,7 @@ export async function readMetricsSnapshot(
                        (SELECT count(*) FROM ${ledger.table("follower_outcomes")} f WHERE f.task = t.task
                            AND f.outcome = 'waiting' AND ${followerOutcome("f")} = 'waiting')) ORDER BY t.task), '[]') FROM tasks t),
          'lockCancels', (SELECT coalesce(json_agg(json_build_object('task', t.task, 'count',
-                           (SELECT coalesce(sum(jsonb_array_length(a.tries)), 0)::integer FROM ${ledger.table("attempts")} a
+                           (SELECT coalesce(sum(jsonb_array_length(${triesOf("a")})), 0)::integer FROM ${ledger.table("attempts")} a
                              WHERE a.task = t.task)) ORDER BY t.task), '[]') FROM tasks t),
          'durations', (SELECT coalesce(json_agg(json_build_object('task', d.task, 'status', d.status,
                          'buckets', (SELECT json_agg((SELECT count(*) FROM finished x WHERE x.task = d.task

@@ -11,10 +11,10 @@ import {
   finishStatements,
   LEDGER_VERSION,
   MARKER_PATTERN,
-  markStatements,
+  completeStatements,
 } from "./create.js";
 import type { Ledger } from "./sql.js";
-import { upgradeFromV1Statements, upgradeFromV2Statements } from "./upgrade.js";
+import { upgradeFromV1Statements } from "./upgrade.js";
 
 const INSUFFICIENT_PRIVILEGE = "42501";
 
@@ -29,6 +29,11 @@ export interface LedgerPresence {
   version: "missing" | number | "foreign";
   /** A standby or a read-only session: nothing can be recorded. */
   readOnly: boolean;
+  /**
+   * Whether it holds what this version adds to version 2 without changing it (attempts.tries, the
+   * plans table: create.ts completeStatements); a ledger 0.2.0 created lacks them until a run adds them.
+   */
+  complete: boolean;
 }
 
 /** True when the ledger's tables can be read: they exist and this user may use the schema. */
@@ -46,6 +51,7 @@ export async function readPresence(client: pg.Client, ledger: Ledger): Promise<L
     attempts: boolean;
     meta: boolean;
     read_only: boolean;
+    complete: boolean;
   }>(
     `SELECT n.oid IS NOT NULL AS schema_exists, has_schema_privilege(n.oid, 'USAGE') AS usable,
             has_database_privilege(current_user, current_database(), 'CREATE') AS can_create,
@@ -53,7 +59,11 @@ export async function readPresence(client: pg.Client, ledger: Ledger): Promise<L
               WHERE c.relnamespace = n.oid AND c.relname = 'attempts') AS comment,
             EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid AND c.relname = 'attempts') AS attempts,
             EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid AND c.relname = 'meta') AS meta,
-            pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS read_only
+            pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS read_only,
+            EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid AND c.relname = 'plans')
+              AND EXISTS (SELECT 1 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+                           WHERE c.relnamespace = n.oid AND c.relname = 'attempts' AND a.attname = 'tries'
+                             AND NOT a.attisdropped) AS complete
        FROM (SELECT $1::text AS name) q LEFT JOIN pg_namespace n ON n.nspname = q.name`,
     [ledger.schema],
   );
@@ -64,6 +74,7 @@ export async function readPresence(client: pg.Client, ledger: Ledger): Promise<L
     canCreate: row?.can_create === true,
     version: "missing",
     readOnly: row?.read_only === true,
+    complete: row?.complete === true,
   };
   if (row === undefined || !row.attempts) return presence;
   const marked = MARKER_PATTERN.exec(row.comment ?? "")?.[1];
@@ -78,6 +89,11 @@ export async function readPresence(client: pg.Client, ledger: Ledger): Promise<L
 
 /** The ledger's version in this database, refusing a read-only server or a schema this user may not use. */
 export async function readVersion(client: pg.Client, ledger: Ledger): Promise<LedgerPresence["version"]> {
+  return (await readUsable(client, ledger)).version;
+}
+
+/** What this database says of the ledger, refusing a read-only server or a schema this user may not use. */
+async function readUsable(client: pg.Client, ledger: Ledger): Promise<LedgerPresence> {
   const presence = await readPresence(client, ledger);
   if (presence.readOnly) {
     throw new UnsafeSetupError(
@@ -89,18 +105,20 @@ export async function readVersion(client: pg.Client, ledger: Ledger): Promise<Le
       `The database user may not use the ledger schema ${ledger.schema}; grant it once as an owner (GRANT USAGE, CREATE ON SCHEMA ${ledger.schema} TO <app user>, and privileges on its tables), or pass --schema with another name.`,
     );
   }
-  return presence.version;
+  return presence;
 }
 
 /**
- * Makes the ledger ready: creates it, or upgrades a 0.1.0 one, in one transaction that a
+ * Makes the ledger ready: creates it, upgrades a 0.1.0 one, or adds what this version records to a
+ * 0.2.0 one (completeStatements), in one transaction that a
  * transaction-level advisory lock makes exclusive (it works through a pooler). Never raises an
  * ERROR in the server log in normal operation: existence is read, not tried.
  */
 export async function ensureLedger(client: pg.Client, ledger: Ledger, signal?: AbortSignal): Promise<void> {
   for (let round = 0; ; round++) {
-    const version = await readVersion(client, ledger);
-    if (version === LEDGER_VERSION) return;
+    const presence = await readUsable(client, ledger);
+    const { version } = presence;
+    if (version === LEDGER_VERSION && presence.complete) return;
     if (version === "foreign" || (typeof version === "number" && version > LEDGER_VERSION)) {
       throw new UnsafeSetupError(
         version === "foreign"
@@ -108,7 +126,7 @@ export async function ensureLedger(client: pg.Client, ledger: Ledger, signal?: A
           : `The ledger in schema ${ledger.schema} is version ${version}, newer than this release-orchestrator understands (${LEDGER_VERSION}); upgrade release-orchestrator on every app.`,
       );
     }
-    if (await migrate(client, ledger)) return;
+    if (await migrate(client, ledger, presence)) return;
     if (signal?.aborted) throw new Error("interrupted while another process created the ledger");
     await sleep(Math.min(500, 20 * 2 ** round));
   }
@@ -119,20 +137,21 @@ function ddlKey(key: LockKey): number {
   return (key.key ^ 0x5a5a5a5a) & 0x7fffffff;
 }
 
-/** What makes a ledger of this version current: undefined when there is nothing this process may do. */
-function stepsFrom(
-  version: LedgerPresence["version"],
-  ledger: Ledger,
-): { statements: string[]; finish: { text: string; values?: unknown[] }[] } | undefined {
+type Steps = { statements: string[]; finish: { text: string; values?: unknown[] }[] };
+
+/** What makes this ledger current: undefined when there is nothing this process may do. */
+function stepsFrom(presence: LedgerPresence, ledger: Ledger): Steps | undefined {
+  const { version } = presence;
   if (version === "missing")
     return { statements: createStatements(ledger), finish: finishStatements(ledger) };
   if (version === 1) return { statements: upgradeFromV1Statements(ledger), finish: finishStatements(ledger) };
-  if (version === 2) return { statements: upgradeFromV2Statements(ledger), finish: markStatements(ledger) };
+  if (version === LEDGER_VERSION && !presence.complete)
+    return { statements: completeStatements(ledger), finish: [] };
   return undefined;
 }
 
 /** Creates or upgrades the ledger if this process gets the DDL lock; false when another one has it. */
-async function migrate(client: pg.Client, ledger: Ledger): Promise<boolean> {
+async function migrate(client: pg.Client, ledger: Ledger, presence: LedgerPresence): Promise<boolean> {
   try {
     await client.query("BEGIN");
     const got = await client.query<{ got: boolean }>("SELECT pg_try_advisory_xact_lock($1, $2) AS got", [
@@ -140,13 +159,13 @@ async function migrate(client: pg.Client, ledger: Ledger): Promise<boolean> {
       ddlKey(ledger.key),
     ]);
     // Another process may have finished while we asked for the lock: read again inside it.
-    const now = got.rows[0]?.got === true ? await readVersion(client, ledger) : undefined;
+    const now = got.rows[0]?.got === true ? await readUsable(client, ledger) : undefined;
     const steps = now === undefined ? undefined : stepsFrom(now, ledger);
     if (steps === undefined) {
       // Not ours to do (another process has the lock, or it is done, foreign or newer): COMMIT keeps
       // rollbacks for real errors; ensureLedger reads again and says what it found.
       await client.query("COMMIT");
-      return now === LEDGER_VERSION;
+      return now?.version === LEDGER_VERSION && now.complete;
     }
     for (const text of steps.statements) await client.query(text);
     for (const statement of steps.finish) await client.query(statement.text, statement.values);
@@ -155,6 +174,10 @@ async function migrate(client: pg.Client, ledger: Ledger): Promise<boolean> {
   } catch (error) {
     await client.query("ROLLBACK").catch(() => {});
     if ((error as { code?: string }).code === INSUFFICIENT_PRIVILEGE) {
+      if (presence.version === LEDGER_VERSION)
+        throw new UsageError(
+          `The database user may not add what this version records to the ledger in schema ${ledger.schema} (the column attempts.tries and the table plans); run release-orchestrator once as the ledger's owner, or grant this user ownership of its tables and CREATE on the schema.`,
+        );
       throw new UsageError(
         `The database user may not create the ledger schema ${ledger.schema}; create it once as an owner (CREATE SCHEMA ${ledger.schema} AUTHORIZATION <app user>) or grant CREATE on the database.`,
       );

@@ -35,6 +35,14 @@ export function attemptApplicationName(attemptId: number): string {
   return `${ATTEMPT_APPLICATION_PREFIX}${attemptId}`;
 }
 
+/**
+ * Attempt row `a`'s cancelled tries, read so that a ledger 0.2.0 created (no tries column until a run
+ * of this version adds it) reads as none: status, history and the page work before that run.
+ */
+export function triesOf(a: string): string {
+  return `coalesce(to_jsonb(${a}) -> 'tries', '[]'::jsonb)`;
+}
+
 /** A timestamp as ISO 8601 in UTC with milliseconds, whatever the session's TimeZone. */
 export function utc(expr: string): string {
   return `to_char((${expr}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;

@@ -147,10 +147,9 @@ const tls = serverCheck("tls", (server, { config }) => {
 });
 
 /** What the next run does to an older ledger: "" when it is current. */
-function upgradeNote(version: number | "missing" | "foreign"): string {
-  if (version === 1) return " (0.1.0's; the next run upgrades it)";
-  if (typeof version === "number" && version < LEDGER_VERSION)
-    return ` (version ${version}; the next run upgrades it to ${LEDGER_VERSION})`;
+function upgradeNote(presence: ServerProbe["ledger"]): string {
+  if (presence.version === 1) return " (0.1.0's; the next run upgrades it)";
+  if (!presence.complete) return " (0.2.0's; the next run adds the lock guard's tries and the plans table)";
   return "";
 }
 
@@ -177,7 +176,7 @@ const ledger = serverCheck("ledger", (server, { config }) => {
     );
   if (presence.version !== "missing")
     return [
-      finding("ledger", "pass", `The ledger exists in schema ${schema}${upgradeNote(presence.version)}.`),
+      finding("ledger", "pass", `The ledger exists in schema ${schema}${upgradeNote(presence)}.`),
     ];
   if (presence.canCreate || presence.schemaExists)
     return [
