@@ -16,6 +16,7 @@ export { readStatus, type StatusReport } from "./operator/status.js";
 export { readHistory } from "./operator/history.js";
 export type { HistoryFilter } from "./db/ledger/reads.js";
 export type { Attempt, AttemptStatus, AttemptWithFollowers, FollowerRecord } from "./core/records.js";
+export type { ReleasePhase, PhaseTask, TaskRun, RunState, DecidingAttempt } from "./core/release-phase.js";
 export { runDoctor, type Finding, type Verdict } from "./operator/doctor/doctor.js";
 export { serveReleases, type ServeOptions } from "./operator/serve.js";
 export { createReporter, type Reporter, type ReporterOptions } from "./core/reporter.js";

@@ -175,9 +175,7 @@ const ledger = serverCheck("ledger", (server, { config }) => {
         : "Upgrade release-orchestrator on every app.",
     );
   if (presence.version !== "missing")
-    return [
-      finding("ledger", "pass", `The ledger exists in schema ${schema}${upgradeNote(presence)}.`),
-    ];
+    return [finding("ledger", "pass", `The ledger exists in schema ${schema}${upgradeNote(presence)}.`)];
   if (presence.canCreate || presence.schemaExists)
     return [
       finding(
