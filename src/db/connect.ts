@@ -237,7 +237,12 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
     });
     // An idle client whose server goes away emits 'error'; without a listener Node would crash.
     client.on("error", () => {});
+    // An abort ends a connection still being made at once: on a silent network it would otherwise
+    // keep the process alive until connectionTimeoutMillis, after its run has ended.
+    const abort = () => destroySocket(client);
+    options.signal?.addEventListener("abort", abort, { once: true });
     try {
+      if (options.signal?.aborted) throw new Error("aborted before connecting");
       await client.connect();
       return client;
     } catch (error) {
@@ -265,8 +270,15 @@ export async function connect(options: ConnectOptions): Promise<pg.Client> {
       }
       options.onRetry?.(error, attempt, wait);
       await sleep(wait, options.signal);
+    } finally {
+      options.signal?.removeEventListener("abort", abort);
     }
   }
+}
+
+/** Destroys a pg client's socket (pg keeps it on its connection): ends a connection that never answers, at once. */
+export function destroySocket(client: pg.Client): void {
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
 /** Double-quotes an SQL identifier; the one place identifiers enter SQL text. */

@@ -7,6 +7,7 @@
 import type pg from "pg";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describeCancel, nextTry, type LockTry } from "../core/lock-guard.js";
+import { destroySocket } from "../db/connect.js";
 import { cancelStalling, recordTry, type Cancelled } from "../db/ledger/guard.js";
 import { fields, type RunContext } from "./context.js";
 import type { Link } from "./link.js";
@@ -35,7 +36,7 @@ export interface GuardReport {
 function closeHard(client: pg.Client | undefined): void {
   if (client === undefined) return;
   void client.end().catch(() => {});
-  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  destroySocket(client);
 }
 
 export class LockGuard {
@@ -85,7 +86,12 @@ export class LockGuard {
   private async look(): Promise<boolean> {
     const { ctx } = this;
     try {
-      this.client ??= await this.link.open(ctx.config.connectTimeoutMs, ctx.config.connectTimeoutMs, "guard");
+      this.client ??= await this.link.open(
+        ctx.config.connectTimeoutMs,
+        ctx.config.connectTimeoutMs,
+        "guard",
+        this.stopped.signal,
+      );
       const client = this.client;
       if (this.stopped.signal.aborted) return false;
       const found = await cancelStalling(client, this.attemptId, this.lockWaitMs);

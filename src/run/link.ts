@@ -44,8 +44,14 @@ export class Link {
   /**
    * Opens a separate connection (a leader recording its outcome after its own connection died; the lock
    * guard, whose session's name starts with `purpose`, never to be mistaken for the lock session).
+   * `stop` ends it while it is being made (the guard stopped: the command ended).
    */
-  async open(timeoutMs: number, busyMs = timeoutMs, purpose?: string): Promise<pg.Client> {
+  async open(
+    timeoutMs: number,
+    busyMs = timeoutMs,
+    purpose?: string,
+    stop?: AbortSignal,
+  ): Promise<pg.Client> {
     const { config, reporter } = this.ctx;
     // The settings every command shares (PGSSLMODE from .env included); the run sets the time budgets.
     const settings = connectionSettings(config, "run");
@@ -61,7 +67,10 @@ export class Link {
       ]),
       timeoutMs,
       busyTimeoutMs: busyMs,
-      signal: this.ctx.signal,
+      signal:
+        stop === undefined || this.ctx.signal === undefined
+          ? (stop ?? this.ctx.signal)
+          : AbortSignal.any([this.ctx.signal, stop]),
       onRetry: (error, attempt, delay) => {
         if (isServerBusy(error)) this.crowded = true;
         reporter.debug(
