@@ -3,12 +3,11 @@
 // (release) runs once, `assets` (app) once per app, `smoke` (every) in every process; nobody starts a
 // task before the ones before it succeeded for it. Real processes, real PostgreSQL, psql as the work.
 
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
 import { startBouncer, type Bouncer } from "../support/pgbouncer.js";
-import { CLI_KINDS, runCli, scratchDir, startCli, type CliKind, type CliRun } from "../support/cli.js";
+import { CLI_KINDS, runCli, startCli, type CliKind, type CliRun } from "../support/cli.js";
+import { appWithTasks, logDatabase, logTask } from "../support/task-log.js";
 import { requireTool } from "../support/tools.js";
 
 requireTool("psql");
@@ -18,36 +17,22 @@ afterEach(() => {
   for (const bouncer of bouncers.splice(0)) bouncer.stop();
 });
 
-/** Each task writes one row: which task, which app, which process, when (the database clock, at commit). */
-const log = (task: string, extra = "") =>
-  `${extra}psql "$DATABASE_URL" -qX -v ON_ERROR_STOP=1 -c "INSERT INTO log (task, app, proc) VALUES ('${task}', '$RELEASE_APP_NAME', '$PROC')"`;
-
 const TASKS = `# the release phase of three apps
 tasks:
   - name: migrate
-    run: ${JSON.stringify(log("migrate", "sleep 1; "))}
+    run: ${JSON.stringify(logTask("migrate", "sleep 1; "))}
     scope: release
   - name: assets
-    run: ${JSON.stringify(log("assets", 'if [ "$FAIL_ASSETS" = "$RELEASE_APP_NAME" ]; then exit 3; fi; '))}
+    run: ${JSON.stringify(logTask("assets", 'if [ "$FAIL_ASSETS" = "$RELEASE_APP_NAME" ]; then exit 3; fi; '))}
     scope: app
   - name: smoke
-    run: ["sh", "-c", ${JSON.stringify(log("smoke"))}]
+    run: ["sh", "-c", ${JSON.stringify(logTask("smoke"))}]
     scope: every
 `;
 
-function appDir(text = TASKS): string {
-  const dir = scratchDir();
-  writeFileSync(join(dir, "release-tasks.yml"), text);
-  return dir;
-}
+const appDir = (text = TASKS) => appWithTasks(text);
 
-async function ready(label: string): Promise<TestDatabase> {
-  const db = await freshDb(label);
-  await db.query(
-    "CREATE TABLE log (id serial PRIMARY KEY, task text, app text, proc text, at timestamptz DEFAULT clock_timestamp())",
-  );
-  return db;
-}
+const ready = (label: string) => logDatabase(freshDb, label);
 
 const PROCESSES = [
   { app: "s-app", proc: "s-app.1" },
@@ -121,12 +106,12 @@ function expectOnce(all: Row[]): void {
 
 const POST_DEPLOY = `tasks:
   - name: migrate
-    run: ${JSON.stringify(log("migrate"))}
+    run: ${JSON.stringify(logTask("migrate"))}
   - name: assets
-    run: ${JSON.stringify(log("assets", "sleep 0.5; "))}
+    run: ${JSON.stringify(logTask("assets", "sleep 0.5; "))}
     scope: app
   - name: contract
-    run: ${JSON.stringify(log("contract"))}
+    run: ${JSON.stringify(logTask("contract"))}
     after: [s-app, s-admin]
 `;
 
@@ -261,7 +246,7 @@ describe("a release-tasks.yml run by run with no command", () => {
     scope: every
     timeout: 1s
   - name: after-smoke
-    run: ${JSON.stringify(log("after-smoke"))}
+    run: ${JSON.stringify(logTask("after-smoke"))}
     scope: every
 `);
     const run = await release(db.url, dir, { app: "s-app", proc: "s-app.1" }).done;

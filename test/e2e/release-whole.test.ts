@@ -3,7 +3,7 @@
 // app task), its outcome, and what is still pending (a post-deploy task's missing apps, a failed app
 // task). Real processes, real PostgreSQL, psql as the work, a real HTTP receiver for the notification.
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -11,9 +11,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import { freePort } from "../../demo/free-port.js";
 import type { ReleasePhase } from "../../src/core/release-phase.js";
 import type { NotificationPayload } from "../../src/core/notification.js";
-import { useFreshDatabases, type TestDatabase } from "../harness/database.js";
-import { ROOT, runCli, scratchDir, startCli, type CliRun, type StartedCli } from "../support/cli.js";
+import { useFreshDatabases } from "../harness/database.js";
+import { ROOT, runCli, startCli, type CliRun, type StartedCli } from "../support/cli.js";
 import { parseExposition, valueOf } from "../support/prometheus.js";
+import { appWithTasks, logDatabase, logTask } from "../support/task-log.js";
 import { requireTool } from "../support/tools.js";
 import { waitFor } from "../support/wait.js";
 
@@ -26,39 +27,26 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-const log = (task: string, extra = "") =>
-  `${extra}psql "$DATABASE_URL" -qX -v ON_ERROR_STOP=1 -c "INSERT INTO log (task, app, proc) VALUES ('${task}', '$RELEASE_APP_NAME', '$PROC')"`;
-
 /** The issue's four-task file; `contract` runs after the apps named. */
 const tasksFile = (after: string[]) => `tasks:
   - name: migrate
-    run: ${JSON.stringify(log("migrate", "sleep 0.5; "))}
+    run: ${JSON.stringify(logTask("migrate", "sleep 0.5; "))}
     scope: release
   - name: assets
-    run: ${JSON.stringify(log("assets", 'if [ "$FAIL_ASSETS" = "$RELEASE_APP_NAME" ]; then exit 3; fi; '))}
+    run: ${JSON.stringify(logTask("assets", 'if [ "$FAIL_ASSETS" = "$RELEASE_APP_NAME" ]; then exit 3; fi; '))}
     scope: app
   - name: smoke
-    run: ${JSON.stringify(log("smoke"))}
+    run: ${JSON.stringify(logTask("smoke"))}
     scope: every
   - name: contract
-    run: ${JSON.stringify(log("contract"))}
+    run: ${JSON.stringify(logTask("contract"))}
     scope: release
     after: [${after.join(", ")}]
 `;
 
-async function ready(label: string): Promise<TestDatabase> {
-  const db = await freshDb(label);
-  await db.query(
-    "CREATE TABLE log (id serial PRIMARY KEY, task text, app text, proc text, at timestamptz DEFAULT clock_timestamp())",
-  );
-  return db;
-}
+const ready = (label: string) => logDatabase(freshDb, label);
 
-function appDir(text: string): string {
-  const dir = scratchDir();
-  writeFileSync(join(dir, "release-tasks.yml"), text);
-  return dir;
-}
+const appDir = appWithTasks;
 
 /** A real HTTP receiver of notifications: every payload it got, in order. */
 async function receiver(): Promise<{ url: string; payloads: NotificationPayload[] }> {
