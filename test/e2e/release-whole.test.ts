@@ -178,6 +178,10 @@ describe("the release as a whole", () => {
     const history = await runCli(["history", "--release", "whole-1"], { env: { DATABASE_URL: db.url } });
     expect(history.exitCode, history.stderr).toBe(0);
     expect(history.stdout).toMatch(/Release whole-1 as a whole \(3 apps: [-a-z, ]+\): succeeded\./);
+    const listed = await runCli(["history", "--release", "whole-1", "--json"], {
+      env: { DATABASE_URL: db.url },
+    });
+    expect(Array.isArray(JSON.parse(listed.stdout)), "history --json stays the list of attempts").toBe(true);
 
     const base = await serve(db.url);
     expect(summary((await pagePhases(base))[0])).toEqual(expected);
